@@ -1,0 +1,169 @@
+"""The one error hierarchy of the gateway.
+
+Every failure a client can see is a ``GatewayError``. Each class knows its HTTP status, the OpenAI
+error ``type``, whether the executor may retry it on another attempt or target, and whose fault it
+was (``fault``: caller, policy, provider, gateway) for metrics. ``api/errors.py`` is the single place
+that renders them, as ``{"error": {"message", "type", "param", "code"}}`` or as a final SSE event.
+
+    GatewayError                      500 server_error            gateway
+    ├── InvalidRequest                400 invalid_request_error   caller
+    │   ├── RequestTooLarge           413
+    │   └── ModelNotFound             404 (code model_not_found)
+    ├── AuthenticationFailed          401 (code invalid_api_key)  caller
+    ├── PermissionDenied              403 permission_error        caller
+    ├── PolicyDenied                  403 (code policy_denied)    policy
+    ├── RateLimited                   429 requests|tokens         caller
+    ├── BudgetExceeded                429 insufficient_quota      policy
+    ├── NoRouteAvailable              503 (code no_route)         policy
+    └── UpstreamError                 502 upstream_error          provider   (retryable)
+        ├── UpstreamStatusError       status the upstream gave (4xx passed through, not retryable)
+        ├── UpstreamRateLimited       429, carries retry_after
+        ├── UpstreamUnavailable       503 (connect refused, breaker open, saturated)
+        ├── UpstreamTimeout           504 (connect, first byte, idle gap, total)
+        └── UpstreamProtocolError     502 (malformed or truncated upstream answer)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FAULTS = ("caller", "policy", "provider", "gateway")
+
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+    retryable: bool = False
+    fault: str = "gateway"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def kind(self) -> str:
+        """Bounded name of the error class, used as a metrics label and in access logs."""
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    fault = "caller"
+
+
+class RequestTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class ModelNotFound(InvalidRequest):
+    status = 404
+    code = "model_not_found"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+    fault = "caller"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+    fault = "caller"
+
+
+class PolicyDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "policy_denied"
+    fault = "policy"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+    fault = "caller"
+
+
+class BudgetExceeded(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+    fault = "policy"
+
+
+class NoRouteAvailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "no_route"
+    fault = "policy"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+    retryable = True
+    fault = "provider"
+
+
+class UpstreamStatusError(UpstreamError):
+    """An upstream answered with an error status that is not worth retrying (most 4xx)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int, type_: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+        if type_:
+            self.type = type_
+        # A 4xx from a well-behaved upstream is about the request, i.e. the caller's doing.
+        self.fault = "caller" if 400 <= status < 500 else "provider"
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers.setdefault("retry-after", str(max(0, round(retry_after))))
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    type = "timeout_error"
+    code = "upstream_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    status = 502
+    code = "upstream_bad_response"

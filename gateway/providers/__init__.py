@@ -1,0 +1,1 @@
+"""Upstream providers: one small protocol (``base.Provider``), implementations looked up by ``type``."""
