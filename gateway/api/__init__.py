@@ -1,0 +1,1 @@
+"""The HTTP surface: routes, request validation, SSE framing, error rendering and authentication."""

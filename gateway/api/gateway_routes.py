@@ -1,0 +1,42 @@
+"""The gateway's own API: explain a routing decision without calling any upstream, reload the policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from gateway.api.auth import authenticate
+from gateway.api.body import read_body
+from gateway.api.proxy import Call, ProxyService
+from gateway.core.errors import PermissionDenied
+from gateway.core.types import Endpoint
+
+router = APIRouter(prefix="/v1/gateway")
+
+
+@router.post("/explain")
+async def explain(request: Request) -> dict[str, object]:
+    """The Decision the gateway would take for this chat completion body, with the request facts."""
+    service: ProxyService = request.app.state.proxy
+    raw = await read_body(request, request.app.state.settings.max_body_bytes)
+    call = Call(Endpoint.CHAT, request.headers.get("x-request-id") or "explain", time.perf_counter())
+    service.route(Endpoint.CHAT, raw, request.headers, call)
+    assert call.decision is not None and call.facts is not None
+    facts = dataclasses.asdict(call.facts)
+    facts["features"] = sorted(facts["features"])
+    return {"decision": call.decision.to_dict(), "facts": facts}
+
+
+@router.post("/reload")
+async def reload(request: Request) -> Response:
+    service: ProxyService = request.app.state.proxy
+    identity = authenticate(service.runtime.snapshot, request.headers.get("authorization"), service.admin_key)
+    if not identity.admin:
+        raise PermissionDenied("Only admin keys may reload the policy.")
+    ok, message = await request.app.state.reloader.reload_now()
+    return Response(orjson.dumps({"reloaded": ok, "message": message}), media_type="application/json",
+                    status_code=200 if ok else 422)

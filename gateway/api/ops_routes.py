@@ -1,0 +1,41 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from starlette.responses import JSONResponse, Response
+
+router = APIRouter()
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> Response:
+    state = request.app.state
+    checks: dict[str, str] = {}
+    ready = True
+    if state.runtime.ready:
+        checks["policy"] = f"ok ({state.runtime.snapshot.version})"
+    else:
+        checks["policy"] = "not loaded"
+        ready = False
+    if state.draining:
+        checks["shutdown"] = "draining"
+        ready = False
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    settings = request.app.state.settings
+    if settings.metrics_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=settings.metrics_dir)
+    else:
+        registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,69 @@
+"""Composition root: ``create_app(settings)`` builds every part and owns their lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from gateway.api import gateway_routes, ops_routes, openai_routes
+from gateway.api.access_log import AccessLog
+from gateway.api.errors import install_error_handlers
+from gateway.api.proxy import ProxyService
+from gateway.metrics.recorder import MetricsRecorder
+from gateway.metrics.registry import GatewayMetrics
+from gateway.policy.loader import LoadedPolicy
+from gateway.policy.reload import PolicyReloader
+from gateway.routing.runtime import Runtime
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+    metrics = GatewayMetrics(registry or CollectorRegistry(), multiprocess=bool(settings.metrics_dir))
+    recorder = MetricsRecorder(metrics)
+    runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed)
+    access_log = AccessLog(enabled=settings.access_log)
+
+    def install(loaded: LoadedPolicy) -> None:
+        snapshot = runtime.install(loaded)
+        recorder.policy_installed(loaded.policy, loaded.version, snapshot.loaded_at)
+
+    reloader = PolicyReloader(
+        settings.policy, install, on_failure=lambda _: metrics.policy_reloads.labels("failure").inc(),
+        interval=settings.policy_reload_interval,
+    )
+    # Load now, not in the lifespan: a bad policy must stop start-up with its file:line errors.
+    reloader.load_initial()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        access_log.start()
+        reloader.start(watch=settings.policy_reload)
+        try:
+            yield
+        finally:
+            app.state.draining = True
+            await reloader.stop()
+            await runtime.aclose()
+            access_log.stop()
+
+    app = FastAPI(
+        title="Model-routing gateway", version="0.1.0", lifespan=lifespan,
+        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.runtime = runtime
+    app.state.reloader = reloader
+    app.state.draining = False
+    app.state.proxy = ProxyService(runtime, recorder, access_log, admin_key=settings.admin_key)
+    install_error_handlers(app)
+    app.include_router(openai_routes.router)
+    app.include_router(gateway_routes.router)
+    app.include_router(ops_routes.router)
+    return app

@@ -1,0 +1,1 @@
+"""Every Prometheus metric of the gateway, defined in one place (``registry.GatewayMetrics``)."""

@@ -1,0 +1,109 @@
+"""Record one finished request (and executor events) into ``GatewayMetrics`` with bounded labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.core.errors import GatewayError
+from gateway.core.types import Usage
+from gateway.metrics.registry import GatewayMetrics
+from gateway.policy.models import Deployment, Policy
+from gateway.routing.breaker import BreakerState
+from gateway.routing.executor import ExecutorHooks
+
+OTHER = "other"
+NONE = "none"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the access log and the metrics need to know about one finished request."""
+
+    endpoint: str
+    model: str
+    team: str
+    outcome: str  # ok | error | denied | cached
+    duration_s: float
+    upstream_s: float = 0.0
+    ttft_s: float | None = None
+    deployment: Deployment | None = None
+    usage: Usage | None = None
+    cost_usd: float = 0.0
+    reference_cost_usd: float = 0.0
+    rule: str = "default"
+    error: GatewayError | None = None
+    cache: str | None = None
+
+
+class MetricsRecorder(ExecutorHooks):
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.m = metrics
+        self._models: frozenset[str] = frozenset()
+        self._teams: frozenset[str] = frozenset()
+        self._rules: frozenset[str] = frozenset()
+
+    def policy_installed(self, policy: Policy, version: str, loaded_at: float) -> None:
+        self._models = frozenset(policy.models)
+        self._teams = frozenset(policy.teams) | {"default"}
+        self._rules = frozenset(r.name for r in policy.rules) | {"default"}
+        self.m.policy_info.clear()
+        self.m.policy_info.labels(policy.name, version).set(1)
+        self.m.policy_loaded_at.set(loaded_at)
+        self.m.policy_reloads.labels("success").inc()
+        for team_name, team in policy.teams.items():
+            if team.budget is not None:
+                for period, limit in (("day", team.budget.daily_usd), ("month", team.budget.monthly_usd)):
+                    if limit is not None:
+                        self.m.budget_limit.labels(team_name, period).set(limit)
+
+    def model_label(self, model: str) -> str:
+        return model if model in self._models else OTHER
+
+    def team_label(self, team: str) -> str:
+        return team if team in self._teams else OTHER
+
+    def rule_label(self, rule: str) -> str:
+        return rule if rule in self._rules else OTHER
+
+    def request_done(self, o: Outcome) -> None:
+        m = self.m
+        dep = o.deployment
+        dep_name, provider, hosting = (dep.name, dep.type, dep.hosting) if dep else (NONE, NONE, NONE)
+        model = self.model_label(o.model)
+        team = self.team_label(o.team)
+        m.requests.labels(o.endpoint, model, dep_name, provider, hosting, team, o.outcome).inc()
+        m.request_duration.labels(o.endpoint, model, dep_name, o.outcome).observe(o.duration_s)
+        if o.upstream_s:
+            m.overhead.labels(o.endpoint).observe(max(0.0, o.duration_s - o.upstream_s))
+        if o.ttft_s is not None:
+            m.ttft.labels(model, dep_name).observe(o.ttft_s)
+        if o.usage is not None and dep is not None:
+            m.tokens.labels(dep_name, hosting, team, "input").inc(o.usage.prompt_tokens)
+            m.tokens.labels(dep_name, hosting, team, "output").inc(o.usage.completion_tokens)
+            m.cost.labels(dep_name, hosting, team).inc(o.cost_usd)
+            m.reference_cost.labels(dep_name, hosting, team).inc(o.reference_cost_usd)
+        if o.error is not None:
+            m.errors.labels(o.error.fault, o.error.kind, o.endpoint).inc()
+        if o.cache is not None:
+            m.cache.labels(o.endpoint, o.cache).inc()
+
+    def decision(self, model: str, rule: str, hosting: str, dropped: list[tuple[str, str]]) -> None:
+        self.m.decisions.labels(self.model_label(model), self.rule_label(rule), hosting).inc()
+        for dep_name, reason in dropped:
+            self.m.dropped.labels(dep_name, reason).inc()
+
+    def breaker_changed(self, deployment: str, state: BreakerState) -> None:
+        self.m.breaker_state.labels(deployment).set(int(state))
+
+    # ExecutorHooks
+    def retry(self, deployment: Deployment, error: GatewayError) -> None:
+        self.m.retries.labels(deployment.name, error.kind if isinstance(error, GatewayError) else "unknown").inc()
+
+    def fallback(self, from_dep: str, to_dep: str, error: str) -> None:
+        self.m.fallbacks.labels(from_dep, to_dep, error).inc()
+
+    def attempt(self, deployment: Deployment, seconds: float, error: GatewayError | None) -> None:
+        outcome = "ok" if error is None else "error"
+        self.m.upstream_duration.labels(deployment.name, deployment.type, deployment.hosting, outcome).observe(seconds)
+        if error is not None:
+            self.m.upstream_errors.labels(deployment.name, deployment.type, deployment.hosting, error.kind).inc()

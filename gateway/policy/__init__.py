@@ -1,0 +1,1 @@
+"""Routing policies: typed models (``models``), loading with file:line errors (``loader``), hot reload (``reload``)."""

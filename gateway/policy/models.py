@@ -1,0 +1,244 @@
+"""The policy document: deployments, client-facing models, teams and keys, rules, golden cases.
+
+Every model rejects unknown keys. Field descriptions are the policy reference (``docs/policy-reference.md``
+is generated from them by ``gateway policy schema``). Cross-references (a model naming a deployment that
+does not exist, a key naming an unknown team) are checked in ``Policy._check_references``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.policy.conditions import CAPABILITIES, Condition, DataClass, Requirement
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    """USD per million tokens, or the cost of the GPUs behind a self-hosted deployment."""
+
+    input_per_mtok: float | None = Field(default=None, ge=0, description="USD per million prompt tokens.")
+    output_per_mtok: float | None = Field(default=None, ge=0, description="USD per million completion tokens.")
+    gpu_hour_usd: float | None = Field(default=None, ge=0, description="Self-hosted: cost of the serving GPUs per hour.")
+    tokens_per_second: float | None = Field(
+        default=None, gt=0, description="Self-hosted: sustained aggregate throughput (all tokens) at that cost."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Price:
+        per_token = self.input_per_mtok is not None or self.output_per_mtok is not None
+        gpu = self.gpu_hour_usd is not None or self.tokens_per_second is not None
+        if per_token and gpu:
+            raise ValueError("give either input_per_mtok/output_per_mtok or gpu_hour_usd/tokens_per_second, not both")
+        if gpu and (self.gpu_hour_usd is None or self.tokens_per_second is None):
+            raise ValueError("gpu_hour_usd and tokens_per_second go together")
+        return self
+
+    def per_mtok(self) -> tuple[float, float]:
+        """(input, output) USD per million tokens; GPU pricing spreads the hour over its throughput."""
+        if self.gpu_hour_usd is not None and self.tokens_per_second:
+            per_mtok = self.gpu_hour_usd / (self.tokens_per_second * 3600) * 1_000_000
+            return per_mtok, per_mtok
+        return self.input_per_mtok or 0.0, self.output_per_mtok or 0.0
+
+
+class TimeoutSettings(_Strict):
+    """Seconds."""
+
+    connect: float = Field(default=5.0, gt=0, description="TCP/TLS connect.")
+    first_byte: float = Field(default=60.0, gt=0, description="Until the response head and, for streams, the first event.")
+    idle: float = Field(default=30.0, gt=0, description="Longest gap between two stream events.")
+    total: float = Field(default=600.0, gt=0, description="Whole upstream call.")
+
+
+class RetrySettings(_Strict):
+    attempts: int = Field(default=2, ge=1, le=10, description="Tries on this deployment before falling back (1 = no retry).")
+    backoff_initial_ms: float = Field(default=50, ge=0, description="First backoff; doubles each retry, with full jitter.")
+    backoff_max_ms: float = Field(default=2000, ge=0, description="Cap on one backoff and on an honoured Retry-After.")
+
+
+class LatencyPrior(_Strict):
+    """What the latency objective assumes before the deployment has been measured."""
+
+    ttft_ms: float = Field(default=500, gt=0, description="Expected time to first token.")
+    tokens_per_second: float = Field(default=50, gt=0, description="Expected output tokens per second.")
+
+
+class Deployment(_Strict):
+    """One upstream that can serve requests: where it is, what it costs, what it can do."""
+
+    name: str = Field(default="", description="Filled in from the key under `deployments`.")
+    type: str = Field(description="Provider type: vllm, sglang, ollama, llamacpp, openai, deepseek, moonshot, dashscope, zhipu, openai_compatible, anthropic, gemini, litellm, simulator.")
+    model: str = Field(description="The model id the upstream expects.")
+    api_base: str | None = Field(default=None, description="Base URL including `/v1` for OpenAI-compatible servers; defaults per type.")
+    api_key: str | None = Field(default=None, repr=False, description="Upstream key, normally `${ENV_VAR}`. Never logged.")
+    headers: dict[str, str] = Field(default_factory=dict, repr=False, description="Extra headers sent upstream.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings (litellm kwargs, simulator knobs).")
+    hosting: Literal["self", "vendor"] = Field(description="`self`: runs on your infrastructure; `vendor`: a third-party API.")
+    origin: str = Field(default="unknown", description="Where the model comes from (e.g. CN, US, EU).")
+    region: str = Field(default="unknown", description="Where it is served (e.g. eu-west-1, on-prem).")
+    price: Price = Field(default_factory=Price, description="Cost; vendor deployments without one use litellm's bundled price map.")
+    context_window: int = Field(default=8192, ge=1, description="Prompt plus output tokens the model accepts.")
+    max_output_tokens: int | None = Field(default=None, ge=1, description="Cap on output tokens, if lower than the context window.")
+    capabilities: tuple[Literal[CAPABILITIES], ...] = Field(  # type: ignore[valid-type]
+        default=(), description="What it can do: tools, vision, json_schema, json_mode, logprobs, reasoning, embeddings."
+    )
+    endpoints: tuple[Literal["chat", "completions", "embeddings"], ...] = Field(
+        default=("chat", "completions"), description="API endpoints it serves."
+    )
+    max_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests allowed; beyond it requests spill to the next target.")
+    latency_prior: LatencyPrior = Field(default_factory=LatencyPrior)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+
+class ModelRoute(_Strict):
+    """A model name clients may ask for, and the deployments that may serve it."""
+
+    deployments: tuple[str, ...] = Field(min_length=1, description="Candidate deployments, in preference order for ties.")
+    description: str = ""
+    objective: Literal["cost", "latency", "order"] | dict[str, float] | None = Field(
+        default=None, description="Overrides the default objective for this model name."
+    )
+    owned_by: str = Field(default="gateway", description="Shown in `/v1/models`.")
+
+
+class RateLimit(_Strict):
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class Budget(_Strict):
+    daily_usd: float | None = Field(default=None, gt=0)
+    monthly_usd: float | None = Field(default=None, gt=0)
+    on_exceed: Literal["deny", "pace"] = Field(
+        default="deny", description="`deny`: 429 once spent; `pace`: steer onto cheaper deployments from `pace_from` of the budget."
+    )
+    pace_from: float = Field(default=0.8, gt=0, le=1, description="Share of the budget from which pacing starts.")
+
+
+class Team(_Strict):
+    name: str = ""
+    data_class: DataClass = Field(default="internal", description="Default data class of the team's requests.")
+    models: tuple[str, ...] | None = Field(default=None, description="Model names the team may use (all when absent).")
+    rate_limit: RateLimit | None = None
+    budget: Budget | None = None
+
+
+class ApiKey(_Strict):
+    """A client API key. Only its SHA-256 is stored: `gateway keys hash` prints it."""
+
+    name: str = Field(description="Shown in logs and metrics instead of the key.")
+    team: str = Field(default="default")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
+    rate_limit: RateLimit | None = None
+    admin: bool = Field(default=False, description="May call the admin endpoints (spend, reload).")
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class CacheSettings(_Strict):
+    enabled: bool = False
+    ttl_seconds: int = Field(default=300, ge=1)
+    allow_nondeterministic: bool = Field(default=False, description="Also cache requests without temperature 0 or a seed.")
+
+
+Objective = Literal["cost", "latency", "order"] | dict[str, float]
+
+
+class Rule(_Strict):
+    """When `when` matches, the effects apply. Requirements of every matching rule add up; for the other
+    effects the first matching rule that sets one wins. `deny` stops routing at once."""
+
+    name: str = Field(description="Shown in `x-gateway-rule`, logs and metrics.")
+    description: str = ""
+    when: Condition = Field(default_factory=Condition)
+    require: Requirement | None = None
+    deny: str | None = Field(default=None, description="Refuse the request with this reason (403).")
+    objective: Objective | None = Field(default=None, description="`cost`, `latency`, `order`, or weights like {cost: 0.7, latency: 0.3}.")
+    latency_slo_ms: float | None = Field(default=None, gt=0, description="Prefer deployments expected to finish within this; the cheapest of them first.")
+    max_price_usd: float | None = Field(default=None, gt=0, description="Drop deployments whose expected request cost is above this.")
+    fallback_outside_required: bool | None = Field(default=None, description="Fallbacks may leave the required set (never by default).")
+    cache: CacheSettings | None = None
+    expected_output_tokens: int | None = Field(default=None, ge=1)
+
+
+class Defaults(_Strict):
+    objective: Objective = "cost"
+    expected_output_tokens: int = Field(default=256, ge=1, description="Assumed output length when a request sets no max.")
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    max_fallbacks: int = Field(default=3, ge=0, description="Targets after the primary the executor may try.")
+    detect_sensitive_data: bool = True
+    sensitive_data_class: DataClass = Field(default="confidential", description="Data class a request is raised to when sensitive data is found.")
+    data_class_header: str = "x-data-class"
+    rate_limit_failure: Literal["open", "closed"] = Field(default="open", description="When shared state is unreachable: admit (open) or refuse (closed).")
+
+
+class GoldenCase(_Strict):
+    """A request and the routing the policy must produce for it (`gateway policy test`)."""
+
+    name: str
+    request: dict[str, Any] = Field(description="Body of a chat completion request (model, messages, tools...).")
+    team: str | None = None
+    key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect_deployment: str | None = None
+    expect_targets: tuple[str, ...] | None = None
+    expect_denied: bool = False
+    expect_rule: str | None = None
+
+
+class Policy(_Strict):
+    """A whole routing policy, as loaded from one YAML file."""
+
+    version: int = Field(default=1, description="Schema version of this document.")
+    name: str = "policy"
+    description: str = ""
+    reference_model: str | None = Field(default=None, description="Vendor deployment whose prices give the 'all-vendor' baseline for savings.")
+    defaults: Defaults = Field(default_factory=Defaults)
+    deployments: dict[str, Deployment] = Field(min_length=1)
+    models: dict[str, ModelRoute] = Field(min_length=1)
+    teams: dict[str, Team] = Field(default_factory=dict)
+    keys: tuple[ApiKey, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    tests: tuple[GoldenCase, ...] = ()
+
+    @field_validator("deployments", "teams", mode="before")
+    @classmethod
+    def _name_entries(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Policy:
+        errors: list[str] = []
+        for alias, route in self.models.items():
+            for i, dep in enumerate(route.deployments):
+                if dep not in self.deployments:
+                    errors.append(f"models.{alias}.deployments.{i}: unknown deployment {dep!r}")
+        known_teams = set(self.teams) | {"default"}
+        for i, key in enumerate(self.keys):
+            if key.team not in known_teams:
+                errors.append(f"keys.{i}.team: unknown team {key.team!r}")
+        for name, team in self.teams.items():
+            for model in team.models or ():
+                if model not in self.models:
+                    errors.append(f"teams.{name}.models: unknown model {model!r}")
+        if self.reference_model and self.reference_model not in self.deployments:
+            errors.append(f"reference_model: unknown deployment {self.reference_model!r}")
+        seen: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            if rule.name in seen:
+                errors.append(f"rules.{i}.name: duplicate rule name {rule.name!r}")
+            seen.add(rule.name)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self

@@ -1,0 +1,73 @@
+"""Turn an upstream's HTTP error answer into the gateway error that says what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from gateway.core.errors import (
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+_MAX_MESSAGE = 500
+
+
+def upstream_message(body: bytes, secret: str = "") -> str:
+    """The upstream's own error message (OpenAI or Anthropic shape), shortened and with the key scrubbed."""
+    message = ""
+    try:
+        parsed = orjson.loads(body)
+        error = parsed.get("error") if isinstance(parsed, dict) else None
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+        elif isinstance(error, str):
+            message = error
+        elif isinstance(parsed, dict) and "detail" in parsed:
+            message = str(parsed["detail"])
+    except orjson.JSONDecodeError:
+        message = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip()
+    if secret and len(secret) >= 6:
+        message = message.replace(secret, "***")
+    return message[:_MAX_MESSAGE]
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    for name in ("retry-after-ms", "Retry-After-Ms"):
+        if name in headers:
+            try:
+                return float(headers[name]) / 1000
+            except ValueError:
+                pass
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None  # HTTP-date form: rare from model servers; treat as unknown
+    return None
+
+
+def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, str], secret: str = "") -> UpstreamError:
+    detail = upstream_message(body, secret)
+    said = f": {detail}" if detail else ""
+    if status == 429:
+        return UpstreamRateLimited(f"deployment {name!r} is rate limited{said}", retry_after=parse_retry_after(headers))
+    if status in (408, 504):
+        return UpstreamTimeout(f"deployment {name!r} timed out (upstream {status}){said}")
+    if status in (401, 403):
+        # The gateway's own credentials were refused: a configuration problem, never the caller's key.
+        err = UpstreamError(f"deployment {name!r} refused the gateway's credentials (upstream {status})")
+        err.retryable = True
+        return err
+    if status == 503:
+        return UpstreamUnavailable(f"deployment {name!r} is unavailable{said}")
+    if status >= 500:
+        err = UpstreamError(f"deployment {name!r} failed (upstream {status}){said}")
+        err.retryable = status in (500, 502)
+        return err
+    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status)

@@ -1,0 +1,198 @@
+"""The routing engine: a pure function from (request facts, policy, live statistics) to a Decision.
+
+No I/O, no clock, no randomness: the same inputs give the same Decision, which is what makes the
+golden cases of ``gateway policy test`` and the explain endpoint trustworthy. Steps:
+
+1. The model name the client asked for selects its candidate deployments (unknown → 404; a team may
+   be limited to some model names → 403).
+2. Rules are evaluated in order. Requirements of every matching rule add up; for each other effect
+   the first matching rule that sets it wins; ``deny`` ends routing.
+3. Each candidate is kept or dropped with a reason: endpoint_unsupported, capability_missing,
+   context_too_small, rule_requirement, unhealthy, over_price.
+4. Survivors are ranked by the objective: ``cost`` (expected request cost), ``latency`` (expected time
+   from live EWMAs, configured priors until measured), ``order`` (as listed), or weights blending cost
+   and latency. A latency SLO puts the cheapest deployments expected to meet it first.
+5. Fallbacks are the rest of the ranking; only when a rule allows it may deployments that failed a
+   rule requirement (and nothing else) follow at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.core.errors import ModelNotFound, PermissionDenied
+from gateway.core.types import CacheDirective, Decision, Dropped, RequestFacts, Target
+from gateway.policy.conditions import Requirement
+from gateway.policy.models import CacheSettings, Deployment, Objective, Policy
+from gateway.routing.conditions import matches, unmet_requirement
+from gateway.routing.stats import DeploymentStats
+
+_FEATURE_NEEDS = {
+    "tools": ("tools",),
+    "vision": ("vision",),
+    "json_schema": ("json_schema",),
+    "json_mode": ("json_mode", "json_schema"),
+    "logprobs": ("logprobs",),
+}
+_NO_STATS = DeploymentStats()
+_COST_FLOOR = 1e-6  # USD
+
+
+@dataclass(slots=True)
+class _Effects:
+    require: Requirement | None = None
+    deny: str | None = None
+    deny_rule: str | None = None
+    objective: Objective | None = None
+    latency_slo_ms: float | None = None
+    max_price_usd: float | None = None
+    fallback_outside: bool | None = None
+    cache: CacheSettings | None = None
+    expected_output: int | None = None
+    deciding_rule: str | None = None
+
+
+def decide(
+    facts: RequestFacts,
+    policy: Policy,
+    stats: Mapping[str, DeploymentStats],
+    *,
+    decision_id: str = "",
+    policy_version: str = "",
+) -> Decision:
+    route = policy.models.get(facts.model)
+    if route is None:
+        raise ModelNotFound(f"The model `{facts.model}` does not exist or you do not have access to it.", param="model")
+    team = policy.teams.get(facts.team)
+    if team is not None and team.models is not None and facts.model not in team.models:
+        raise PermissionDenied(f"Team `{facts.team}` may not use the model `{facts.model}`.", param="model")
+
+    fx, fired = _apply_rules(policy, facts)
+    cache_settings = fx.cache or policy.defaults.cache
+    base = dict(
+        decision_id=decision_id, model=facts.model, policy_version=policy_version,
+        rules_fired=fired, cache=CacheDirective(cache_settings.enabled, cache_settings.ttl_seconds, cache_settings.allow_nondeterministic),
+    )
+    if fx.deny is not None:
+        return Decision(targets=(), rule=fx.deny_rule or "default", denied=fx.deny, **base)
+
+    expected_out = facts.max_output_tokens or fx.expected_output or policy.defaults.expected_output_tokens
+    kept: list[tuple[Deployment, float, float]] = []
+    outside: list[tuple[Deployment, float, float]] = []
+    dropped: list[Dropped] = []
+    for name in route.deployments:
+        dep = policy.deployments[name]
+        cost = expected_cost(dep, facts.prompt_tokens, expected_out)
+        latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), expected_out)
+        reason = _technical_fit(dep, facts, expected_out)
+        if reason is None and not stats.get(name, _NO_STATS).healthy:
+            reason = ("unhealthy", "circuit breaker open")
+        if reason is None and fx.max_price_usd is not None and cost > fx.max_price_usd:
+            reason = ("over_price", f"expected ${cost:.6f} above ${fx.max_price_usd:g}")
+        if reason is None and fx.require is not None:
+            unmet = unmet_requirement(fx.require, dep)
+            if unmet is not None:
+                dropped.append(Dropped(name, "rule_requirement", unmet))
+                outside.append((dep, cost, latency))
+                continue
+        if reason is not None:
+            dropped.append(Dropped(name, *reason))
+            continue
+        kept.append((dep, cost, latency))
+
+    objective = fx.objective or route.objective or policy.defaults.objective
+    ranked = _rank(kept, objective, fx.latency_slo_ms)
+    if fx.fallback_outside and ranked:
+        ranked += _rank(outside, objective, fx.latency_slo_ms)
+    limit = 1 + policy.defaults.max_fallbacks
+    targets = tuple(Target(dep.name, round(cost, 8), round(score, 6)) for dep, cost, score in ranked[:limit])
+    return Decision(
+        targets=targets, dropped=tuple(dropped), rule=fx.deciding_rule or "default",
+        objective=_objective_name(objective), max_price_usd=fx.max_price_usd, latency_slo_ms=fx.latency_slo_ms,
+        required=fx.require.model_dump(by_alias=True, exclude_none=True) if fx.require else {},
+        **base,
+    )
+
+
+def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[str, ...]]:
+    fx = _Effects()
+    fired: list[str] = []
+    for rule in policy.rules:
+        if not matches(rule.when, facts):
+            continue
+        fired.append(rule.name)
+        if fx.deciding_rule is None:
+            fx.deciding_rule = rule.name
+        if rule.deny is not None:
+            fx.deny, fx.deny_rule = rule.deny, rule.name
+            break
+        if rule.require is not None:
+            fx.require = rule.require if fx.require is None else fx.require.merged(rule.require)
+        for mine, theirs in (
+            ("objective", rule.objective), ("latency_slo_ms", rule.latency_slo_ms),
+            ("max_price_usd", rule.max_price_usd), ("fallback_outside", rule.fallback_outside_required),
+            ("cache", rule.cache), ("expected_output", rule.expected_output_tokens),
+        ):
+            if theirs is not None and getattr(fx, mine) is None:
+                setattr(fx, mine, theirs)
+    return fx, tuple(fired)
+
+
+def _technical_fit(dep: Deployment, facts: RequestFacts, expected_out: int) -> tuple[str, str] | None:
+    if facts.endpoint.value not in dep.endpoints:
+        return "endpoint_unsupported", f"does not serve {facts.endpoint.value}"
+    for feature in facts.features:
+        needs = _FEATURE_NEEDS.get(feature)
+        if needs and not any(c in dep.capabilities for c in needs):
+            return "capability_missing", f"no {feature}"
+    needed = facts.prompt_tokens + (facts.max_output_tokens or 0)
+    if needed > dep.context_window:
+        return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
+    return None
+
+
+def expected_cost(dep: Deployment, prompt_tokens: int, output_tokens: int) -> float:
+    price_in, price_out = dep.price.per_mtok()
+    return (prompt_tokens * price_in + output_tokens * price_out) / 1_000_000
+
+
+def expected_latency_ms(dep: Deployment, stats: DeploymentStats, output_tokens: int) -> float:
+    ttft = stats.ttft_ms if stats.ttft_ms is not None else dep.latency_prior.ttft_ms
+    tps = stats.tokens_per_second or dep.latency_prior.tokens_per_second
+    return ttft + output_tokens / tps * 1000
+
+
+def _rank(
+    rows: list[tuple[Deployment, float, float]], objective: Objective, slo_ms: float | None
+) -> list[tuple[Deployment, float, float]]:
+    """Order candidates; returns (deployment, expected cost, score) with lower scores first."""
+    if not rows:
+        return []
+    order = {dep.name: i for i, (dep, _, _) in enumerate(rows)}
+    if slo_ms is not None:
+        meets = sorted((r for r in rows if r[2] <= slo_ms), key=lambda r: (r[1], r[2], order[r[0].name]))
+        misses = sorted((r for r in rows if r[2] > slo_ms), key=lambda r: (r[2], order[r[0].name]))
+        return [(d, c, c) for d, c, _ in meets] + [(d, c, lat) for d, c, lat in misses]
+    if objective == "order":
+        return [(d, c, float(i)) for i, (d, c, _) in enumerate(rows)]
+    if objective == "cost":
+        return [(d, c, c) for d, c, _ in sorted(rows, key=lambda r: (r[1], order[r[0].name]))]
+    if objective == "latency":
+        return [(d, c, lat) for d, c, lat in sorted(rows, key=lambda r: (r[2], order[r[0].name]))]
+    weights = objective if isinstance(objective, dict) else {"cost": 1.0}
+    # Each term as a ratio to the best candidate ("2x the price", "3x slower"), so weights compare like
+    # with like; a small floor keeps free deployments from dividing by zero.
+    min_cost = min(r[1] for r in rows) + _COST_FLOOR
+    min_lat = min(r[2] for r in rows) + 1.0
+    scored = [
+        (d, c, weights.get("cost", 0.0) * (c + _COST_FLOOR) / min_cost + weights.get("latency", 0.0) * (lat + 1.0) / min_lat)
+        for d, c, lat in rows
+    ]
+    return sorted(scored, key=lambda r: (r[2], order[r[0].name]))
+
+
+def _objective_name(objective: Objective) -> str:
+    if isinstance(objective, dict):
+        return "+".join(f"{k}:{v:g}" for k, v in sorted(objective.items()))
+    return objective

@@ -1,0 +1,199 @@
+"""The executor: try the Decision's targets in order, with retries, breakers and saturation spill.
+
+Only targets the Decision lists are ever called, so a request restricted to self-hosted deployments
+can never fall back to a vendor. For each target: breaker and concurrency checks, then the provider
+call under ``tenacity`` (retryable errors only, exponential backoff with full jitter, ``Retry-After``
+honoured, bounded by attempts and the request deadline), then the next target. A stream counts as
+succeeded once its first event arrived: after that the client owns it and nothing is retried.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from gateway.core.errors import GatewayError, NoRouteAvailable, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from gateway.core.types import Decision, Endpoint
+from gateway.policy.models import Deployment
+from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.routing.breaker import CircuitBreaker
+from gateway.routing.stats import LiveStats
+
+
+@dataclass(slots=True)
+class Attempted:
+    deployment: str
+    error: str
+
+
+@dataclass(slots=True)
+class Execution:
+    deployment: Deployment
+    reply: UpstreamReply | None = None
+    stream: UpstreamStream | None = None
+    upstream_seconds: float = 0.0
+    started: float = 0.0
+    failures: list[Attempted] = field(default_factory=list)
+
+
+class ExecutorHooks:
+    """What the executor reports as it goes (metrics); the default does nothing."""
+
+    def retry(self, deployment: Deployment, error: GatewayError) -> None: ...
+    def fallback(self, from_dep: str, to_dep: str, error: str) -> None: ...
+    def attempt(self, deployment: Deployment, seconds: float, error: GatewayError | None) -> None: ...
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GatewayError) and exc.retryable
+
+
+class Executor:
+    def __init__(self, stats: LiveStats, breakers: Mapping[str, CircuitBreaker], hooks: ExecutorHooks | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._stats = stats
+        self._breakers = breakers
+        self._hooks = hooks or ExecutorHooks()
+        self._rng = rng or random.Random()
+
+    async def execute(
+        self,
+        decision: Decision,
+        deployments: Mapping[str, Deployment],
+        providers: Mapping[str, Provider],
+        *,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        stream: bool,
+        request_id: str,
+        deadline: float,
+    ) -> Execution:
+        failures: list[Attempted] = []
+        last: GatewayError | None = None
+        previous: str | None = None
+        for target in decision.targets:
+            dep = deployments[target.deployment]
+            if previous is not None and last is not None:
+                self._hooks.fallback(previous, dep.name, last.kind)
+            previous = dep.name
+            breaker = self._breakers.get(dep.name)
+            if breaker is not None and not breaker.allow():
+                last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)")
+                failures.append(Attempted(dep.name, "breaker_open"))
+                continue
+            if self._stats.is_saturated(dep.name):
+                last = UpstreamUnavailable(f"deployment {dep.name!r} is at its concurrency limit")
+                failures.append(Attempted(dep.name, "saturated"))
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            call = UpstreamCall(endpoint, {**body, "model": dep.model}, stream, request_id, _timeouts(dep, remaining))
+            try:
+                execution = await self._with_retries(dep, providers[dep.name], call, deadline)
+            except GatewayError as exc:
+                failures.append(Attempted(dep.name, exc.kind))
+                last = exc
+                if not exc.retryable:
+                    raise  # about the request itself: another deployment would refuse it too
+                continue
+            execution.failures = failures
+            return execution
+        if last is None:
+            raise NoRouteAvailable("no deployment could be tried before the request's deadline")
+        raise last
+
+    async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(dep.retry.attempts),
+            wait=self._wait_for(dep, deadline),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+            before_sleep=lambda state: self._hooks.retry(dep, state.outcome.exception()),  # type: ignore[union-attr,arg-type]
+        )
+        return await retrying(self._attempt, dep, provider, call, deadline)
+
+    def _wait_for(self, dep: Deployment, deadline: float) -> Callable[[RetryCallState], float]:
+        initial = dep.retry.backoff_initial_ms / 1000
+        cap = dep.retry.backoff_max_ms / 1000
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            delay = self._rng.uniform(0, min(cap, initial * 2 ** (state.attempt_number - 1)))
+            if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
+                delay = max(delay, min(exc.retry_after, cap))
+            left = deadline - time.monotonic()
+            if delay >= left:
+                raise exc or UpstreamUnavailable("deadline reached")  # no time to wait: move on
+            return delay
+
+        return wait
+
+    async def _attempt(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+        call.timeouts = _timeouts(dep, deadline - time.monotonic())
+        breaker = self._breakers.get(dep.name)
+        stats = self._stats
+        started = time.monotonic()
+        stats.started(dep.name)
+        try:
+            if call.stream:
+                stream = await provider.open_stream(call)
+                execution = Execution(dep, stream=stream, started=started)
+            else:
+                reply = await provider.complete(call)
+                execution = Execution(dep, reply=reply, started=started)
+        except GatewayError as exc:
+            stats.finished(dep.name)
+            seconds = time.monotonic() - started
+            self._hooks.attempt(dep, seconds, exc)
+            if isinstance(exc, UpstreamError) and exc.fault == "provider":
+                stats.record_failure(dep.name)
+                if breaker is not None:
+                    breaker.record_failure()
+            elif breaker is not None:
+                breaker.release_probe()
+            raise
+        except BaseException:
+            stats.finished(dep.name)
+            if breaker is not None:
+                breaker.release_probe()
+            raise
+        execution.upstream_seconds = time.monotonic() - started
+        if not call.stream:
+            stats.finished(dep.name)
+            usage = execution.reply.usage if execution.reply else None
+            stats.record_success(dep.name, execution.upstream_seconds * 1000, None, usage.completion_tokens if usage else 0)
+            self._hooks.attempt(dep, execution.upstream_seconds, None)
+            if breaker is not None:
+                breaker.record_success()
+        return execution
+
+    def stream_finished(self, execution: Execution, *, ok: bool, ttft_s: float, output_tokens: int,
+                        error: GatewayError | None = None) -> None:
+        """Called by the stream relay when a stream handed out by ``execute`` ends."""
+        dep = execution.deployment
+        self._stats.finished(dep.name)
+        total = time.monotonic() - execution.started
+        breaker = self._breakers.get(dep.name)
+        self._hooks.attempt(dep, total, error)
+        if ok:
+            self._stats.record_success(dep.name, total * 1000, ttft_s * 1000, output_tokens)
+            if breaker is not None:
+                breaker.record_success()
+        elif error is not None and error.fault == "provider":
+            self._stats.record_failure(dep.name)
+            if breaker is not None:
+                breaker.record_failure()
+        elif breaker is not None:
+            breaker.release_probe()
+
+
+def _timeouts(dep: Deployment, remaining: float) -> Timeouts:
+    t = dep.timeouts
+    total = max(0.001, min(t.total, remaining))
+    return Timeouts(connect=min(t.connect, total), first_byte=min(t.first_byte, total), idle=t.idle, total=total)

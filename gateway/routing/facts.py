@@ -1,0 +1,125 @@
+"""Build ``RequestFacts`` from a validated request body, its headers and the caller's identity.
+
+Cheap by design: one pass over the body for features, a heuristic token estimate (no tokenizer
+load), and the sensitive-data scan, which can only raise the data class, never lower it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.core.errors import InvalidRequest
+from gateway.core.types import Endpoint, Feature, RequestFacts
+from gateway.policy.conditions import DATA_CLASSES
+from gateway.policy.models import Policy
+from gateway.routing.conditions import data_class_rank
+from gateway.routing.sensitive import SensitiveDataDetector, iter_request_texts
+from gateway.routing.tokens import estimate_request_tokens
+
+_IMAGE_PARTS = frozenset(("image_url", "input_image", "image"))
+_FORWARDED_HEADER_PREFIX = "x-"
+
+
+def needed_features(body: Mapping[str, Any], endpoint: Endpoint) -> frozenset[str]:
+    features: set[str] = set()
+    if body.get("stream") is True:
+        features.add(Feature.STREAM)
+    if endpoint is not Endpoint.CHAT:
+        return frozenset(features)
+    if body.get("tools") and body.get("tool_choice") != "none":
+        features.add(Feature.TOOLS)
+    if body.get("functions"):
+        features.add(Feature.TOOLS)
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict):
+        if fmt.get("type") == "json_schema":
+            features.add(Feature.JSON_SCHEMA)
+        elif fmt.get("type") == "json_object":
+            features.add(Feature.JSON_MODE)
+    if body.get("logprobs") is True:
+        features.add(Feature.LOGPROBS)
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGE_PARTS for p in content):
+            features.add(Feature.VISION)
+            break
+    return frozenset(features)
+
+
+class FactsBuilder:
+    """Holds the compiled detector; built once per policy load."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        defaults = policy.defaults
+        self._detector = SensitiveDataDetector() if defaults.detect_sensitive_data else None
+        self._header = defaults.data_class_header.lower()
+        self._raise_to = defaults.sensitive_data_class
+        self._wanted_headers = _headers_named_by_rules(policy) | {self._header}
+
+    def build(
+        self,
+        endpoint: Endpoint,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        *,
+        team: str,
+        key: str,
+        now: float | None = None,
+    ) -> RequestFacts:
+        policy = self._policy
+        team_cfg = policy.teams.get(team)
+        data_class = team_cfg.data_class if team_cfg else "internal"
+        declared = headers.get(self._header)
+        if declared:
+            declared = declared.strip().lower()
+            if declared not in DATA_CLASSES:
+                raise InvalidRequest(
+                    f"Header {self._header} must be one of {', '.join(DATA_CLASSES)}; got {declared!r}.",
+                    param=self._header,
+                )
+            if data_class_rank(declared) > data_class_rank(data_class):
+                data_class = declared  # a header may raise the class, never lower the team's default
+        detected: tuple[str, ...] = ()
+        if self._detector is not None:
+            detected = self._detector.scan(iter_request_texts(body))
+            if detected and data_class_rank(self._raise_to) > data_class_rank(data_class):
+                data_class = self._raise_to
+        max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        n = body.get("n") or 1
+        t = time.gmtime(time.time() if now is None else now)
+        metadata = body.get("metadata")
+        return RequestFacts(
+            endpoint=endpoint,
+            model=str(body.get("model", "")),
+            team=team,
+            key=key,
+            data_class=data_class,
+            detected=detected,
+            prompt_tokens=estimate_request_tokens(body, endpoint),
+            max_output_tokens=int(max_out) * int(n) if isinstance(max_out, int) else None,
+            features=needed_features(body, endpoint),
+            stream=body.get("stream") is True,
+            headers={h: headers[h] for h in self._wanted_headers if h in headers},
+            metadata=metadata if isinstance(metadata, dict) else {},
+            hour_utc=t.tm_hour,
+            weekday=t.tm_wday,
+        )
+
+
+def _headers_named_by_rules(policy: Policy) -> set[str]:
+    names: set[str] = set()
+
+    def walk(cond: Any) -> None:
+        if cond is None:
+            return
+        names.update(cond.headers or {})
+        for nested in (cond.all or ()) + (cond.any or ()):
+            walk(nested)
+        walk(cond.not_)
+
+    for rule in policy.rules:
+        walk(rule.when)
+    return names

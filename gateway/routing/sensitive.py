@@ -1,0 +1,283 @@
+"""Built-in sensitive-data detection: which kinds of personal data or secrets a request carries.
+
+The result feeds ``RequestFacts.detected`` so policy rules can say "a prompt holding a payment card
+never leaves our own GPUs". It runs on every request, so it is built for the common case, a prompt
+with nothing to find. Each text is mapped once to a byte "shape" (digits become ``0``, capitals
+``A``, separators ``s``) and every kind first asks whether its shape occurs there with a plain
+substring search, which runs at memory speed. Only texts that pass that gate pay for a regex, and
+only candidates the regex finds pay for checksum validation (Luhn, mod 97, ISO 7064), which is what
+keeps order numbers, timestamps and version strings from being reported.
+
+The answer is a sorted tuple of kind names from the bounded ``SENSITIVE_KINDS`` set, so it is safe
+as a metric label and as a policy condition. Nothing is redacted and no matched text is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+SENSITIVE_KINDS: frozenset[str] = frozenset(
+    {"email", "phone", "payment_card", "us_ssn", "cn_resident_id", "iban", "api_key", "private_key"}
+)
+
+
+def _shape_of_byte(byte: int) -> int:
+    char = chr(byte)
+    if char.isdigit():
+        return ord("0")
+    if "A" <= char <= "Z":
+        return ord("A")
+    if char in " .-":
+        return ord("s")
+    return byte if char in "()+" else ord("x")  # lowercase, other punctuation, non-ASCII bytes
+
+
+def _key_run_of_byte(byte: int) -> int:
+    is_key_char = byte < 0x80 and (chr(byte).isalnum() or chr(byte) in "-_")
+    return ord("w") if is_key_char else ord(" ")
+
+
+# Byte views of a text that gates search with ``in``. "shape": digits 0, capitals A, separators s.
+# "key_runs": [A-Za-z0-9_-] become w, so a secret (>= 16 such characters in a row) shows as w*16.
+_VIEW_TABLES = {
+    "shape": bytes(_shape_of_byte(b) for b in range(256)),
+    "key_runs": bytes(_key_run_of_byte(b) for b in range(256)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Detector:
+    """One kind: a cheap substring gate on a view of the text, a regex, then an optional validator."""
+
+    kind: str
+    view: str  # "text", or a key of _VIEW_TABLES
+    gates: tuple[Any, ...]  # the detector runs only if one occurs: str for "text", bytes otherwise
+    pattern: re.Pattern[str]
+    is_valid: Callable[[str], bool] | None = None
+
+    def found_in(self, text: str, views: dict[str, Any]) -> bool:
+        haystack = views.get(self.view)
+        if haystack is None:  # built on first use, then shared by the other detectors
+            raw = text.encode("utf-8", "surrogatepass")
+            haystack = views[self.view] = raw.translate(_VIEW_TABLES[self.view])
+        if not any(gate in haystack for gate in self.gates):
+            return False
+        for match in self.pattern.finditer(text):
+            if self.is_valid is None or self.is_valid(match.group()):
+                return True
+        return False
+
+
+# Compiled ASCII-only so that \w and \d stop at CJK text: "电话13812345678" must still be found.
+# The lookarounds keep a candidate from starting or ending inside a longer number, word or version.
+_NUMBER_START = r"(?<![\w.+-])"
+_NUMBER_END = r"(?![\w-]|[.,]\d)"
+_PRIVATE_KEY = r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])"
+_API_KEY = (
+    r"(?<![\w-])(?:sk-[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|github_pat_[A-Za-z0-9_]{22,}|xox[baprs]-[A-Za-z0-9-]{15,}|AIza[0-9A-Za-z_-]{35}"
+    r"|[rs]k_live_[0-9A-Za-z]{16,}|eyJ[A-Za-z0-9_-]{13,}\.eyJ[A-Za-z0-9_-]{13,}\.[A-Za-z0-9_-]{8,}"
+    r"|Bearer\s+[A-Za-z0-9._~+/-]{20,}=*)"
+)
+_US_SSN = _NUMBER_START + r"(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _NUMBER_END
+_PAYMENT_CARD = (
+    _NUMBER_START
+    + r"(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5})"
+    + _NUMBER_END
+)
+_CN_RESIDENT_ID = (
+    r"(?<![\w.-])[1-9]\d{5}(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\w-])"
+)
+_IBAN = r"(?<![\w-])[A-Z]{2}\d\d(?: ?[A-Z0-9]){11,30}(?![\w-])"
+# Phones in three forms: international "+CC ...", North American with separators, Chinese mobile.
+# A bare run of digits is not taken for a phone (too many ids look alike) except the CN mobile.
+_INTERNATIONAL_PHONE = r"(?<![\w+])\+[1-9][\d ().-]{6,22}\d(?!\d)"
+_NANP_PHONE = (
+    _NUMBER_START + r"(?:1[ .-])?(?:\([2-9]\d\d\) ?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}" + _NUMBER_END
+)
+_CN_MOBILE_PHONE = r"(?<![\w.-])(?:\+?86[ -]?)?1[3-9]\d([ -]?)\d{4}\1\d{4}" + _NUMBER_END
+
+
+def _build_detectors(latest_birth_date: date) -> tuple[_Detector, ...]:
+    def is_cn_resident_id(candidate: str) -> bool:
+        return _is_cn_resident_id(candidate, latest_birth_date)
+
+    rows: tuple[tuple[str, str, tuple[Any, ...], str, Callable[[str], bool] | None], ...] = (
+        ("private_key", "text", ("-----BEGIN",), _PRIVATE_KEY, None),
+        ("email", "text", ("@",), _EMAIL, _is_email),
+        ("api_key", "key_runs", (b"w" * 16,), _API_KEY, _is_api_key),
+        ("us_ssn", "shape", (b"000s00s0000",), _US_SSN, None),
+        (
+            "payment_card",
+            "shape",
+            (b"0" * 13, b"0000s0000s0000", b"0000s000000s0000"),
+            _PAYMENT_CARD,
+            _is_payment_card,
+        ),
+        ("cn_resident_id", "shape", (b"0" * 17,), _CN_RESIDENT_ID, is_cn_resident_id),
+        ("iban", "shape", (b"AA00",), _IBAN, _is_iban),
+        ("phone", "shape", (b"+0",), _INTERNATIONAL_PHONE, _is_international_phone),
+        ("phone", "shape", (b"000s0000",), _NANP_PHONE, None),
+        ("phone", "shape", (b"0" * 11, b"000s0000s0000"), _CN_MOBILE_PHONE, None),
+    )
+    return tuple(
+        _Detector(kind, view, gates, re.compile(pattern, re.ASCII), is_valid)
+        for kind, view, gates, pattern, is_valid in rows
+    )
+
+
+_IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp"})
+_CN_PROVINCE_CODES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82 83 91".split()
+)
+_CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_ID_CHECK_CHARS = "10X98765432"
+_IBAN_LENGTHS = {
+    entry[:2]: int(entry[2:])
+    for entry in (
+        "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DK18 DO28 EE20 EG29 "
+        "ES24 FI18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 KW30 KZ20 "
+        "LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MR27 MT31 MU30 NL18 NO15 PK24 PL28 PS29 PT25 "
+        "QA29 RO24 RS22 SA24 SC31 SD18 SE24 SI19 SK24 SM27 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20"
+    ).split()
+}
+_PHONE_SEPARATOR_RUN = re.compile(r"[ .-]{2,}")
+_PHONE_COUNTRY_CODE = re.compile(r"\+(\d+)")
+
+
+def _is_email(candidate: str) -> bool:
+    """Reject asset names such as ``icon@2x.png`` that have an address's shape."""
+    return candidate.rsplit(".", 1)[1].lower() not in _IMAGE_EXTENSIONS
+
+
+def _is_api_key(candidate: str) -> bool:
+    """Real keys are random and hold digits; placeholders like ``sk-your-key-here...`` do not."""
+    return any(char.isdigit() for char in candidate)
+
+
+def _is_payment_card(candidate: str) -> bool:
+    digits = candidate.replace(" ", "").replace("-", "")
+    # Issuer prefixes: 3 Amex/Diners/JCB, 4 Visa, 5 and 2221-2720 Mastercard, 6 Discover/UnionPay.
+    # This drops most ids and millisecond timestamps (which start with 1) before the Luhn check.
+    if digits[0] not in "3456" and not 222100 <= int(digits[:6]) <= 272099:
+        return False
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _is_cn_resident_id(candidate: str, latest_birth_date: date) -> bool:
+    """GB 11643: region code, a real birth date, then the ISO 7064 MOD 11-2 check character."""
+    if candidate[:2] not in _CN_PROVINCE_CODES:
+        return False
+    try:
+        birth_date = date(int(candidate[6:10]), int(candidate[10:12]), int(candidate[12:14]))
+    except ValueError:  # 30 February and friends
+        return False
+    if not date(1900, 1, 1) <= birth_date <= latest_birth_date:
+        return False
+    checksum = sum(int(digit) * weight for digit, weight in zip(candidate, _CN_ID_WEIGHTS, strict=False)) % 11
+    return candidate[17].upper() == _CN_ID_CHECK_CHARS[checksum]
+
+
+def _is_iban(candidate: str) -> bool:
+    """ISO 13616: a known country, that country's length, and mod 97 of the rearranged number is 1."""
+    compact = candidate.replace(" ", "")
+    length = _IBAN_LENGTHS.get(compact[:2])
+    if length is None or len(compact) < length:
+        return False
+    if len(compact) > length:
+        # The pattern may have run on into a following word ("... 0130 00 THEN"): cut at a space.
+        cut, seen = 0, 0
+        while seen < length:
+            seen += candidate[cut] != " "
+            cut += 1
+        if candidate[cut] != " ":
+            return False
+        compact = compact[:length]
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def _is_international_phone(candidate: str) -> bool:
+    """E.164 allows 8-15 digits; a country code has at most 3 unless the number is unseparated."""
+    digit_count = sum(char.isdigit() for char in candidate)
+    if not 8 <= digit_count <= 15 or _PHONE_SEPARATOR_RUN.search(candidate):
+        return False
+    country_code = _PHONE_COUNTRY_CODE.match(candidate)
+    return country_code is not None and len(country_code.group(1)) in (1, 2, 3, digit_count)
+
+
+class SensitiveDataDetector:
+    """Finds which sensitive kinds occur in a request's texts. Build once; ``scan`` is pure."""
+
+    def __init__(self, kinds: Iterable[str] | None = None, *, today: date | None = None) -> None:
+        enabled = SENSITIVE_KINDS if kinds is None else frozenset(kinds)
+        unknown = enabled - SENSITIVE_KINDS
+        if unknown:
+            raise ValueError(f"unknown sensitive kinds {sorted(unknown)}; known: {sorted(SENSITIVE_KINDS)}")
+        # Birth dates after the build date are implausible. Fixing "today" at construction keeps
+        # scan pure; a detector rebuilt on policy reload is at most one reload behind.
+        self.kinds = enabled
+        self._detectors = tuple(d for d in _build_detectors(today or date.today()) if d.kind in enabled)
+
+    def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
+        """The sorted distinct kinds found in ``texts``; stops early once every kind is found."""
+        found: set[str] = set()
+        pending = self._detectors
+        for text in texts:
+            if not text:
+                continue
+            views: dict[str, Any] = {"text": text}
+            for detector in pending:
+                if detector.kind not in found and detector.found_in(text, views):
+                    found.add(detector.kind)
+            pending = tuple(d for d in pending if d.kind not in found)
+            if not pending:
+                break
+        return tuple(sorted(found))
+
+
+def iter_request_texts(body: dict[str, Any]) -> Iterator[str]:
+    """Yield the caller-written texts of a chat, completions or embeddings request body.
+
+    Covers message contents (a string or ``text`` parts), tool-call and legacy function-call
+    arguments, ``prompt`` and ``input`` (a string or a list of strings; token-id arrays are skipped:
+    they are numbers, not text). Anything malformed is skipped, not raised: validation is the API
+    layer's job, and a detector must never turn a bad request into a 500.
+    """
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                yield from _iter_message_texts(message)
+    for key in ("prompt", "input"):
+        value = body.get(key)
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list):
+            yield from (item for item in value if isinstance(item, str))
+
+
+def _iter_message_texts(message: dict[str, Any]) -> Iterator[str]:
+    content = message.get("content")
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                yield part["text"]
+    tool_calls = message.get("tool_calls")
+    calls = tool_calls if isinstance(tool_calls, list) else []
+    legacy_call = message.get("function_call")
+    functions = [call.get("function") for call in calls if isinstance(call, dict)] + [legacy_call]
+    for function in functions:
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            yield function["arguments"]

@@ -1,0 +1,16 @@
+"""Entry point for uvicorn workers: build the app from the environment (``GATEWAY_*``)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+
+def app_from_env() -> FastAPI:
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)
