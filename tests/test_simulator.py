@@ -28,7 +28,10 @@ WEATHER_TOOL = {
         },
     },
 }
-TIME_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+TIME_TOOL = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}
 HELLO = [{"role": "user", "content": "Hello there"}]
 
 
@@ -138,7 +141,9 @@ async def test_tools_answer_with_calls_built_from_the_schema(client):
     ],
 )
 async def test_tool_choice_variants(client, extra, expected):
-    reply = await client.chat.completions.create(model="m", messages=HELLO, tools=[WEATHER_TOOL, TIME_TOOL], **extra)
+    reply = await client.chat.completions.create(
+        model="m", messages=HELLO, tools=[WEATHER_TOOL, TIME_TOOL], **extra
+    )
     calls = reply.choices[0].message.tool_calls
     assert ([c.function.name for c in calls] if calls else None) == expected
 
@@ -204,11 +209,16 @@ async def test_json_schema_response_format_yields_a_valid_document(client):
     reply = await client.chat.completions.create(
         model="m",
         messages=HELLO,
-        response_format={"type": "json_schema", "json_schema": {"name": "review", "schema": schema, "strict": True}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "review", "schema": schema, "strict": True},
+        },
     )
     jsonschema.validate(json.loads(reply.choices[0].message.content), schema)
 
-    reply = await client.chat.completions.create(model="m", messages=HELLO, response_format={"type": "json_object"})
+    reply = await client.chat.completions.create(
+        model="m", messages=HELLO, response_format={"type": "json_object"}
+    )
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
@@ -238,7 +248,10 @@ async def test_text_completions_full_and_streamed(client):
 
     stream = await client.completions.create(model="m", prompt="one", stream=True)
     chunks = [c async for c in stream]
-    assert "".join(c.choices[0].text for c in chunks) == (await client.completions.create(model="m", prompt="one")).choices[0].text
+    assert (
+        "".join(c.choices[0].text for c in chunks)
+        == (await client.completions.create(model="m", prompt="one")).choices[0].text
+    )
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -252,7 +265,9 @@ async def test_embeddings_are_deterministic_unit_vectors(client, sim):
     assert vectors[0] == pytest.approx(vectors[2]) and vectors[0] != pytest.approx(vectors[1])
     assert sum(v * v for v in vectors[1]) == pytest.approx(1.0, rel=1e-5)
 
-    floats = await client.embeddings.create(model="emb", input="alpha", encoding_format="float", dimensions=32)
+    floats = await client.embeddings.create(
+        model="emb", input="alpha", encoding_format="float", dimensions=32
+    )
     assert len(floats.data[0].embedding) == 32
     assert floats.usage.prompt_tokens == 2
 

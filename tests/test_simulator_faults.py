@@ -70,7 +70,9 @@ async def test_fault_keywords_in_the_model_name(client, model, error):
 
 
 async def test_header_none_overrides_a_model_name_fault(client):
-    reply = await client.chat.completions.create(model="sim-error-500", messages=HELLO, extra_headers=fault("none"))
+    reply = await client.chat.completions.create(
+        model="sim-error-500", messages=HELLO, extra_headers=fault("none")
+    )
     assert reply.choices[0].finish_reason == "stop"
 
 
@@ -120,14 +122,14 @@ async def test_reset_drops_the_connection(client):
         await client.chat.completions.create(model="m", messages=HELLO, extra_headers=fault("reset"))
 
 
-async def read_events(http, sim, spec: str, *, timeout: float = 5.0) -> list[bytes]:
+async def read_events(http, sim, spec: str) -> list[bytes]:
     events = []
     async with http.post(
         f"{sim.openai_base_url}/chat/completions", json=STREAM_BODY, headers=fault(spec)
     ) as resp:
         assert resp.status == 200
         buffer = b""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(5.0):
             async for data in resp.content.iter_any():
                 buffer += data
                 *complete, buffer = buffer.split(b"\n\n")
@@ -162,7 +164,9 @@ async def test_hang_after_stalls_mid_stream(sim, http):
 
 async def test_malformed_body_and_events(sim, http):
     body = {"model": "m", "messages": HELLO}
-    async with http.post(f"{sim.openai_base_url}/chat/completions", json=body, headers=fault("malformed")) as resp:
+    async with http.post(
+        f"{sim.openai_base_url}/chat/completions", json=body, headers=fault("malformed")
+    ) as resp:
         assert resp.status == 200
         with pytest.raises(json.JSONDecodeError):
             json.loads(await resp.read())
@@ -191,7 +195,10 @@ async def test_ttft_and_pacing_are_honoured(client):
 
     started = time.monotonic()
     stream = await client.chat.completions.create(
-        model="m", messages=HELLO, stream=True, extra_headers={"x-sim-tps": "100", "x-sim-output-tokens": "10"}
+        model="m",
+        messages=HELLO,
+        stream=True,
+        extra_headers={"x-sim-tps": "100", "x-sim-output-tokens": "10"},
     )
     arrivals = [time.monotonic() async for _ in stream]
     # 12 chunks (role, 10 tokens, finish) spaced 10 ms apart after the first.

@@ -101,9 +101,7 @@ async def test_anthropic_tool_use_full_and_streamed(sim, http):
     events = parse_named_events(raw)
     start = next(data for name, data in events if name == "content_block_start")
     assert start["content_block"]["type"] == "tool_use" and start["content_block"]["input"] == {}
-    partial = "".join(
-        data["delta"]["partial_json"] for name, data in events if name == "content_block_delta"
-    )
+    partial = "".join(data["delta"]["partial_json"] for name, data in events if name == "content_block_delta")
     assert json.loads(partial) == block["input"]
     assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
 
@@ -114,8 +112,14 @@ async def test_anthropic_tool_result_gets_a_text_answer(sim, http):
         "tools": [{"name": "get_weather", "input_schema": WEATHER_SCHEMA}],
         "messages": [
             {"role": "user", "content": "Weather?"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny"}],
+            },
         ],
     }
     _, _, raw = await messages(http, sim, body)
@@ -134,7 +138,9 @@ async def test_anthropic_stop_sequences_and_max_tokens(sim, http):
 
 
 async def test_anthropic_errors_use_its_shape(sim, http):
-    status, headers, raw = await messages(http, sim, ANTHROPIC_BODY, {"x-sim-fault": "status=429;retry_after=3"})
+    status, headers, raw = await messages(
+        http, sim, ANTHROPIC_BODY, {"x-sim-fault": "status=429;retry_after=3"}
+    )
     assert status == 429 and headers["retry-after"] == "3"
     assert json.loads(raw)["type"] == "error"
     assert json.loads(raw)["error"]["type"] == "rate_limit_error"
@@ -197,7 +203,9 @@ async def test_gemini_function_calls_and_json_schema(sim, http):
 
     config = {"response_mime_type": "application/json", "response_schema": WEATHER_SCHEMA}
     _, raw = await gemini(http, sim, "generateContent", {**GEMINI_BODY, "generationConfig": config})
-    jsonschema.validate(json.loads(json.loads(raw)["candidates"][0]["content"]["parts"][0]["text"]), WEATHER_SCHEMA)
+    jsonschema.validate(
+        json.loads(json.loads(raw)["candidates"][0]["content"]["parts"][0]["text"]), WEATHER_SCHEMA
+    )
 
 
 async def test_gemini_errors_use_google_shape(sim, http):

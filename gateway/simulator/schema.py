@@ -3,15 +3,25 @@
 Covers what tool and ``response_format`` schemas use in practice: types (also Gemini's upper-case
 OpenAPI names), ``enum``/``const``/``default``/``examples``, objects, arrays with ``minItems``,
 numeric and length bounds, common string formats, ``$ref`` to ``$defs``/``definitions``,
-``anyOf``/``oneOf``/``allOf``. Every property is filled, so the value satisfies ``required`` and,
-for the schema shapes above, validates.
+``anyOf``/``oneOf``/``allOf``. Every property is filled (deeper than a few levels only the required
+ones, so recursive schemas end), so the value satisfies ``required`` and, for the shapes above,
+validates.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_MAX_DEPTH = 8
+_MAX_DEPTH = 16
+_ALL_PROPERTIES_DEPTH = 6
+_MINIMAL: dict[str, Any] = {
+    "object": {},
+    "array": [],
+    "string": "",
+    "integer": 0,
+    "number": 0.0,
+    "boolean": False,
+}
 
 _FORMATS = {
     "date": "2024-05-17",
@@ -44,7 +54,7 @@ _NAMED_STRINGS = (
 def example_value(schema: Any, name: str = "", *, root: Any = None, depth: int = 0) -> Any:
     """A value that fits ``schema``; ``name`` is the property name, used to pick friendlier strings."""
     if depth > _MAX_DEPTH:
-        return None
+        return _MINIMAL.get(_type_of(schema))
     if not isinstance(schema, dict):
         return "example"  # ``true`` or a missing schema: anything goes
     root = schema if root is None else root
@@ -75,6 +85,9 @@ def example_value(schema: Any, name: str = "", *, root: Any = None, depth: int =
 def _typed_value(schema: dict[str, Any], type_: str, name: str, root: Any, depth: int) -> Any:
     if type_ == "object":
         properties = schema.get("properties") or {}
+        if depth >= _ALL_PROPERTIES_DEPTH:  # deeper down, only what is required: ends recursive schemas
+            required = set(schema.get("required") or ())
+            properties = {prop: sub for prop, sub in properties.items() if prop in required}
         return {
             prop: example_value(sub, prop, root=root, depth=depth + 1) for prop, sub in properties.items()
         }
