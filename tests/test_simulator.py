@@ -104,6 +104,13 @@ async def test_raw_stream_ends_with_done_and_omits_usage_unless_asked(sim):
     assert all(e.startswith(b"data: ") for e in events[:-1])
     assert all("usage" not in json.loads(e[6:]) for e in events[:-2])
 
+    body["stream_options"] = {"include_usage": True}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{sim.openai_base_url}/chat/completions", json=body) as resp:
+            chunks = [json.loads(e[6:]) for e in (await resp.read()).split(b"\n\n")[:-2]]
+    assert all("usage" in c and c["usage"] is None for c in chunks[:-1])  # explicit nulls, as OpenAI sends
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 16
+
 
 async def test_n_choices_each_indexed_in_full_and_streamed(client):
     reply = await client.chat.completions.create(model="m", messages=HELLO, n=3)

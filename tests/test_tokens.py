@@ -69,21 +69,39 @@ def _chat(*messages: dict, **extra: object) -> dict:
     ("body", "expected"),
     [
         (_chat(), REPLY_PRIMING_TOKENS),
-        (_chat({"role": "user", "content": _PLAIN}), REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + _PLAIN_TOKENS),
+        (
+            _chat({"role": "user", "content": _PLAIN}),
+            REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + _PLAIN_TOKENS,
+        ),
         (
             _chat({"role": "system", "content": _PLAIN}, {"role": "user", "content": _PLAIN}),
             REPLY_PRIMING_TOKENS + 2 * (MESSAGE_OVERHEAD_TOKENS + _PLAIN_TOKENS),
         ),
         (
-            _chat({"role": "user", "content": [{"type": "text", "text": _PLAIN}, {"type": "text", "text": _PLAIN}]}),
+            _chat(
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": _PLAIN}, {"type": "text", "text": _PLAIN}],
+                }
+            ),
             REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + 2 * _PLAIN_TOKENS,
         ),
         (
-            _chat({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "low"}}]}),
+            _chat(
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "low"}}],
+                }
+            ),
             REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + IMAGE_LOW_DETAIL_TOKENS,
         ),
         (
-            _chat({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "high"}}]}),
+            _chat(
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "high"}}],
+                }
+            ),
             REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + IMAGE_HIGH_DETAIL_TOKENS,
         ),
         (
@@ -91,7 +109,9 @@ def _chat(*messages: dict, **extra: object) -> dict:
             REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + IMAGE_HIGH_DETAIL_TOKENS,
         ),
         (
-            _chat({"role": "assistant", "content": None, "tool_calls": [{"function": {"arguments": _PLAIN}}]}),
+            _chat(
+                {"role": "assistant", "content": None, "tool_calls": [{"function": {"arguments": _PLAIN}}]}
+            ),
             REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS + _PLAIN_TOKENS,
         ),
         (
@@ -121,7 +141,11 @@ def test_tool_schemas_add_their_size() -> None:
         "function": {
             "name": "get_weather",
             "description": "Get the current weather for a city, in degrees Celsius.",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
     without_tools = estimate_request_tokens(_chat(message), Endpoint.CHAT)

@@ -6,6 +6,7 @@ No HTTP library here: ``server.py`` wraps it in aiohttp, ``providers.simulated``
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from gateway.simulator.wire import (
     openai_error,
 )
 
+_log = logging.getLogger(__name__)
 _CREATED = int(time.time())
 _STREAM_FAULTS = ("hang_after", "truncate_after", "reset_after", "malformed", "malformed_after", "slow_tps")
 _GEMINI_PATH = re.compile(r"^(?:/v1beta|/v1)?/models/([^/:]+):(generateContent|streamGenerateContent)$")
@@ -61,7 +63,15 @@ class Simulator:
 
     async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> SimResponse:
         """Answer one request. ``headers`` must have lower-case names; ``path`` may carry a query."""
-        path, _, _query = path.partition("?")
+        try:
+            return await self._route(method, path.partition("?")[0], headers, body)
+        except Exception as exc:  # a simulator bug: answer like a failing upstream, and say so in the log
+            _log.exception("simulator failed on %s %s", method, path)
+            return SimResponse(
+                500, dict(JSON_HEADERS), openai_error(500, f"simulator internal error: {exc!r}")
+            )
+
+    async def _route(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> SimResponse:
         route = path[3:] if path.startswith("/v1/") else path
         if method == "POST":
             if route == "/chat/completions":

@@ -40,10 +40,10 @@ class GeminiGenerate:
         prompt = Prompt(
             model=model,
             text="\n".join(t for t in texts if t),
-            n=_positive(_field(config, "candidate_count", "candidateCount"), default=1),
+            n=_positive(_field(config, "candidate_count", "candidateCount"), default=1) or 1,
             call_tools=_tools_to_call(body, contents[-1]),
             stop=tuple(s for s in stops if isinstance(s, str) and s),
-            max_tokens=_field(config, "max_output_tokens", "maxOutputTokens"),
+            max_tokens=_positive(_field(config, "max_output_tokens", "maxOutputTokens"), default=None),
             seed=seed if isinstance(seed, int) else None,
         )
         schema = _field(config, "response_json_schema", "responseJsonSchema") or _field(
@@ -116,11 +116,11 @@ def _field(obj: Any, snake: str, camel: str) -> Any:
     return obj.get(snake) if value is None else value
 
 
-def _positive(value: Any, *, default: int) -> int:
+def _positive(value: Any, *, default: int | None) -> int | None:
     if value is None:
         return default
     if not isinstance(value, int) or value < 1:
-        raise BadRequest("candidateCount must be a positive integer", param="candidateCount")
+        raise BadRequest(f"generationConfig values must be positive integers, got {value!r}")
     return value
 
 

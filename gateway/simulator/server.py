@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -42,7 +42,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     headers = {name.lower(): value for name, value in request.headers.items()}
     answer = await simulator.handle(request.method, request.raw_path, headers, body)
     if answer.cut:
-        return _drop_connection(request)
+        _drop_connection(request)
     if answer.stream is None:
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
     response = web.StreamResponse(status=answer.status, headers=answer.headers)
@@ -51,7 +51,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     try:
         async for event in stream:
             if event == CUT_CONNECTION:
-                return _drop_connection(request, response)
+                _drop_connection(request)
             await response.write(event)
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
@@ -59,7 +59,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _drop_connection(request: web.Request, response: web.StreamResponse | None = None) -> web.StreamResponse:
+def _drop_connection(request: web.Request) -> NoReturn:
     """Close the socket mid-answer, the way a crashed or reset upstream looks to its client."""
     if request.transport is not None:
         request.transport.close()

@@ -1,0 +1,97 @@
+"""Policy loading: env interpolation, strictness, and errors that point at file:line:column."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway.policy.loader import PolicyError, load_policy, parse_policy
+from tests import servers
+
+GOOD = """\
+name: t
+deployments:
+  a:
+    type: vllm
+    model: m
+    api_base: ${BASE:-http://127.0.0.1:8000/v1}
+    api_key: ${KEY}
+    hosting: self
+models:
+  auto:
+    deployments: [a]
+"""
+
+
+def test_env_interpolation_with_defaults() -> None:
+    loaded = parse_policy(GOOD, env={"KEY": "secret-1"})
+    dep = loaded.policy.deployments["a"]
+    assert dep.api_base == "http://127.0.0.1:8000/v1" and dep.api_key == "secret-1"
+    assert parse_policy(GOOD, env={"KEY": "k", "BASE": "http://x/v1"}).policy.deployments["a"].api_base == "http://x/v1"
+    assert "secret-1" not in repr(dep), "keys never show in reprs (and so never in logs)"
+
+
+def test_version_is_content_hash() -> None:
+    a = parse_policy(GOOD, env={"KEY": "k"}).version
+    assert a == parse_policy(GOOD, env={"KEY": "k"}).version
+    assert a != parse_policy(GOOD + "\n# changed\n", env={"KEY": "k"}).version
+
+
+@pytest.mark.parametrize("text, expected", [
+    (GOOD, "7:14: environment variable KEY is not set"),
+    (GOOD.replace("    hosting: self\n", "    hosting: self\n    colour: red\n"), "9:5: deployments.a.colour: unknown key 'colour'"),
+    (GOOD.replace("hosting: self", "hosting: cloud"), "8:5: deployments.a.hosting: Input should be 'self' or 'vendor'"),
+    (GOOD.replace("deployments: [a]", "deployments: [a, b]"), "11:22: models.auto.deployments.1: unknown deployment 'b'"),
+    (GOOD.replace("  auto:\n", "  auto:\n    objective: fastest\n"), "11:5: models.auto.objective"),
+    (GOOD + "rules:\n  - name: r\n    when: {team: [x], colour: red}\n", "14:23: rules.0.when.colour: unknown key 'colour'"),
+    (GOOD + "keys:\n  - {name: k, team: nobody, sha256: " + "a" * 64 + "}\n", "13:15: keys.0.team: unknown team 'nobody'"),
+    (GOOD.replace("  a:\n", "  a:\n    type: vllm\n", 1), "5:5: duplicate key 'type'"),
+    ("deployments: [\n", "YAML syntax"),
+    ("- just a list\n", "1:1: a policy must be a YAML mapping"),
+])
+def test_errors_point_at_the_line(text: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml", env={} if "KEY is not set" in expected else {"KEY": "k"})
+    assert any(expected in str(issue) for issue in err.value.issues), str(err.value)
+    assert all(str(i).startswith("p.yaml:") for i in err.value.issues)
+
+
+def test_all_errors_reported_at_once() -> None:
+    text = GOOD.replace("hosting: self", "hosting: cloud\n    colour: red").replace("model: m", "model: 5")
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml", env={"KEY": "k"})
+    assert len(err.value.issues) >= 2
+
+
+def test_missing_file() -> None:
+    with pytest.raises(PolicyError) as err:
+        load_policy("/nonexistent/policy.yaml")
+    assert "cannot read policy file" in str(err.value)
+
+
+def test_cli_check_exit_codes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent(GOOD).replace("hosting: self", "hosting: self\n    colour: red"))
+    run = subprocess.run([sys.executable, "-m", "gateway", "policy", "check", str(bad)], capture_output=True,
+                         text=True, cwd=servers.ROOT, env={"KEY": "k", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 1
+    assert f"{bad}:9:5: deployments.a.colour: unknown key 'colour'" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "gateway", "policy", "check", "policies/default.yaml"],
+                         capture_output=True, text=True, cwd=servers.ROOT)
+    assert run.returncode == 0 and "ok" in run.stdout
+
+
+def test_vendor_price_defaults_to_bundled_map() -> None:
+    text = GOOD.replace("hosting: self", "hosting: vendor").replace("model: m", "model: gpt-4o-mini").replace("type: vllm", "type: openai")
+    dep = parse_policy(text, env={"KEY": "k"}).policy.deployments["a"]
+    assert dep.price.per_mtok() == pytest.approx((0.15, 0.6))
+
+
+def test_gpu_priced_self_hosting() -> None:
+    text = GOOD.replace("hosting: self", "hosting: self\n    price: {gpu_hour_usd: 3.6, tokens_per_second: 1000}")
+    dep = parse_policy(text, env={"KEY": "k"}).policy.deployments["a"]
+    assert dep.price.per_mtok() == pytest.approx((1.0, 1.0))  # $3.6/h over 3.6M tokens/h
