@@ -65,6 +65,14 @@ def running(args: list[str], health_url: str, env: dict[str, str] | None = None,
                 proc.wait()
 
 
+_PROCESSES: dict[str, subprocess.Popen] = {}
+
+
+def process_of(url: str) -> subprocess.Popen:
+    """The server process behind a URL yielded by ``gateway()``."""
+    return _PROCESSES[url]
+
+
 @contextlib.contextmanager
 def simulator(**flags: str) -> Iterator[str]:
     """Start ``gateway simulate``; yields its base URL (without /v1)."""
@@ -82,5 +90,10 @@ def gateway(policy: Path | str, env: dict[str, str] | None = None, extra: list[s
     """Start ``gateway serve``; yields its base URL (without /v1)."""
     port = free_port()
     args = ["serve", "--policy", str(policy), "--port", str(port), *(extra or [])]
-    with running(args, f"http://127.0.0.1:{port}/readyz", env, log_path):
-        yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    with running(args, f"{url}/readyz", env, log_path) as proc:
+        _PROCESSES[url] = proc
+        try:
+            yield url
+        finally:
+            _PROCESSES.pop(url, None)

@@ -343,13 +343,26 @@ async def test_total_timeout_bounds_a_slow_stream(adapter: ModuleType, sim: Simu
     assert time.monotonic() - started < 2
 
 
-async def test_aclose_cancels_the_upstream_stream(adapter: ModuleType, sim: SimulatorServer) -> None:
+@pytest.mark.parametrize("read_one_more", [False, True], ids=["after-first", "mid-stream"])
+async def test_aclose_cancels_the_upstream_stream(
+    adapter: ModuleType, sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch, read_one_more: bool
+) -> None:
     """A client that goes away must stop the vendor's generation: the connection is closed, not pooled."""
+    opened: list[Any] = []  # holding litellm's stream keeps garbage collection from closing it for us
+    real_acompletion = adapter.litellm.acompletion
+
+    async def keeping_acompletion(**kwargs: Any) -> Any:
+        opened.append(await real_acompletion(**kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(adapter.litellm, "acompletion", keeping_acompletion)
     provider = _provider(adapter, sim, "anthropic", "claude-3-opus", "")
     call = _call("claude-3-opus", stream=True)
-    call.extra_headers.update({"x-sim-tps": "10", "x-sim-output-tokens": "200"})
+    call.extra_headers.update({"x-sim-tps": "20", "x-sim-output-tokens": "200"})  # 10 s of tokens
     server = sim._runner.server  # type: ignore[union-attr]
     stream = await provider.open_stream(call)
+    if read_one_more:
+        await anext(aiter(stream))
     assert len(server.connections) == 1
     started = time.monotonic()
     await stream.aclose()
@@ -359,6 +372,7 @@ async def test_aclose_cancels_the_upstream_stream(adapter: ModuleType, sim: Simu
             break
         await asyncio.sleep(0.02)
     assert server.connections == []
+    assert len(opened) == 1
 
 
 # -- other endpoints ----------------------------------------------------------------------------

@@ -96,6 +96,12 @@ class Deployment(_Strict):
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
+    @field_validator("api_base", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `${VAR:-}` interpolates to "": treat it as "not configured", so defaults apply.
+        return None if value == "" else value
+
 
 class ModelRoute(_Strict):
     """A model name clients may ask for, and the deployments that may serve it."""
@@ -193,6 +199,9 @@ class GoldenCase(_Strict):
     expect_targets: tuple[str, ...] | None = None
     expect_denied: bool = False
     expect_rule: str | None = None
+    assume_prompt_tokens: int | None = Field(
+        default=None, ge=0, description="Use this prompt size instead of estimating it from the request (long-context cases)."
+    )
 
 
 class Policy(_Strict):

@@ -114,7 +114,7 @@ class LiteLLMProvider:
     # -- requests ---------------------------------------------------------------------------
 
     def _kwargs(self, call: UpstreamCall, allowed: frozenset[str], timeout: float) -> dict[str, Any]:
-        kwargs = {k: v for k, v in call.body.items() if k not in ("model", "stream")}
+        kwargs = wire.forwarded_params(call.body, allowed)
         kwargs["drop_params"] = True  # OpenAI parameters the vendor lacks are dropped, not fatal
         kwargs.update(self._params)
         kwargs.update(model=self.model, timeout=timeout, num_retries=0, max_retries=0)

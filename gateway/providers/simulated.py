@@ -136,10 +136,10 @@ class SimulatedProvider:
             raise UpstreamProtocolError(f"{self.name}: upstream dropped the connection mid-stream")
         if event == DONE_EVENT:
             return
-        for line in event.split(b"\n"):
-            if line.startswith(b"data:"):
-                try:
-                    orjson.loads(line[5:])
+        lines = [event[6:]] if event.startswith(b"data: ") else event.split(b"\n")  # fast path: one data line
+        for line in lines:
+            if lines[0] is not line or line.startswith(b"data:"):
+                pass
                 except orjson.JSONDecodeError:
                     raise UpstreamProtocolError(f"{self.name}: malformed stream event") from None
 

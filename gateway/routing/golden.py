@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from gateway.core.errors import GatewayError
@@ -33,6 +34,8 @@ def decide_case(policy: Policy, case: GoldenCase, facts_builder: FactsBuilder | 
         Endpoint.CHAT, case.request, {k.lower(): v for k, v in case.headers.items()},
         team=team or "default", key=case.key or "anonymous", now=0,
     )
+    if case.assume_prompt_tokens is not None:
+        facts = dataclasses.replace(facts, prompt_tokens=case.assume_prompt_tokens)
     return decide(facts, policy, {}, decision_id=f"golden:{case.name}", policy_version=version)
 
 

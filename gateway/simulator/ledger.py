@@ -32,7 +32,10 @@ class Ledger:
         self._by_path[path] += 1
         if model:
             self._by_model[model] += 1
-            self._by_model_path.setdefault(model, Counter())[path] += 1
+            paths = self._by_model_path.get(model)
+            if paths is None:
+                paths = self._by_model_path[model] = Counter()
+            paths[path] += 1
             self._last[model] = {"path": path, "headers": headers or {}, "body": body}
 
     def record_fault(self, kind: str) -> None:

@@ -107,6 +107,11 @@ class SimulatorServer:
         await self.stop()
 
     @property
+    def runner(self) -> web.AppRunner:
+        assert self._runner is not None, "server not started"
+        return self._runner
+
+    @property
     def simulator(self) -> Simulator:
         assert self._runner is not None, "server not started"
         return self._runner.app[SIMULATOR]

@@ -16,7 +16,7 @@
 // Prometheus targets are checked against `PromQuery` below, a copy of the Prometheus data source's query
 // model (Grafana's prometheus dataquery kind), which @grafana/schema does not export.
 //
-// Usage: node check-dashboard.mjs DASHBOARD.json   (exit 0 valid, 1 invalid, 2 usage or setup error)
+// Usage: node check-dashboard.mjs DASHBOARD.json [MORE.json ...]   (exit 0 all valid, 1 any invalid, 2 usage/setup)
 
 import fs from "node:fs";
 import path from "node:path";
@@ -90,24 +90,32 @@ interface PromQuery {
 `;
 
 function main(argv) {
-  if (argv.length !== 1) {
-    console.error("usage: node check-dashboard.mjs DASHBOARD.json");
+  if (argv.length === 0) {
+    console.error("usage: node check-dashboard.mjs DASHBOARD.json [MORE.json ...]");
     return 2;
   }
-  let dashboard;
-  try {
-    dashboard = JSON.parse(fs.readFileSync(argv[0], "utf8"));
-  } catch (err) {
-    console.error(`${argv[0]}: not readable JSON: ${err.message}`);
-    return 1;
-  }
-  const { source, sections } = generate(dashboard);
   const buildDir = path.join(here, ".build");
+  fs.rmSync(buildDir, { recursive: true, force: true });
   fs.mkdirSync(buildDir, { recursive: true });
-  const file = path.join(buildDir, "dashboard.check.ts");
-  fs.writeFileSync(file, source);
+  // One TypeScript module per dashboard, all compiled by one program (the schema types load once).
+  const inputs = [];
+  let failed = 0;
+  argv.forEach((input, i) => {
+    let dashboard;
+    try {
+      dashboard = JSON.parse(fs.readFileSync(input, "utf8"));
+    } catch (err) {
+      console.error(`${input}: not readable JSON: ${err.message}`);
+      failed += 1;
+      return;
+    }
+    const { source, sections } = generate(dashboard);
+    const file = path.join(buildDir, `dashboard${i}.check.ts`);
+    fs.writeFileSync(file, source);
+    inputs.push({ input, file, sections });
+  });
 
-  const program = ts.createProgram([file], {
+  const program = ts.createProgram(inputs.map((x) => x.file), {
     strict: true,
     noEmit: true,
     target: ts.ScriptTarget.ES2022,
@@ -117,24 +125,26 @@ function main(argv) {
     types: [],
   });
   const diagnostics = ts.getPreEmitDiagnostics(program);
-  if (diagnostics.length === 0) {
-    const panels = sections.filter((s) => s.label.startsWith("panel")).length;
-    console.log(`${argv[0]}: valid against @grafana/schema (${sections.length} checks, ${panels} panel checks)`);
-    return 0;
-  }
-  for (const d of diagnostics) {
-    const message = ts.flattenDiagnosticMessageText(d.messageText, "\n  ");
-    if (d.file && d.start !== undefined) {
+  const general = diagnostics.filter((d) => !d.file || !inputs.some((x) => path.resolve(d.file.fileName) === x.file));
+  for (const d of general) console.error(ts.flattenDiagnosticMessageText(d.messageText, "\n  "));
+  for (const { input, file, sections } of inputs) {
+    const mine = diagnostics.filter((d) => d.file && path.resolve(d.file.fileName) === file);
+    if (mine.length === 0 && general.length === 0) {
+      const panelCount = sections.filter((s) => s.kind === "panel").length;
+      console.log(`${input}: valid against @grafana/schema (${panelCount} panels, ${sections.length} checks)`);
+      continue;
+    }
+    failed += 1;
+    for (const d of mine) {
+      const message = ts.flattenDiagnosticMessageText(d.messageText, "\n  ");
       const { line } = d.file.getLineAndCharacterOfPosition(d.start);
       const section = sections.findLast((s) => s.line <= line + 1);
       const text = d.file.text.split("\n")[line].trim();
-      console.error(`${section ? section.label : "prelude"}: ${message}\n    at: ${text}`);
-    } else {
-      console.error(message);
+      console.error(`${input}: ${section ? section.label : "prelude"}: ${message}\n    at: ${text}`);
     }
+    console.error(`${input}: ${mine.length + general.length} schema error(s)`);
   }
-  console.error(`${argv[0]}: ${diagnostics.length} schema error(s)`);
-  return 1;
+  return failed ? 1 : 0;
 }
 
 function generate(dashboard) {
@@ -142,7 +152,7 @@ function generate(dashboard) {
   const sections = [];
   const imports = new Map();
   const checks = [];
-  const add = (label, expr, type) => checks.push({ label, expr, type });
+  const add = (label, expr, type, kind = "part") => checks.push({ label, expr, type, kind });
 
   add("dashboard", dashboard, "Strict<S.Dashboard>");
   const panels = Array.isArray(dashboard.panels) ? dashboard.panels : [];
@@ -150,10 +160,10 @@ function generate(dashboard) {
   for (const panel of all) {
     const label = `panel id=${panel?.id} ${JSON.stringify(panel?.title ?? "")} (${panel?.type})`;
     if (panel?.type === "row") {
-      add(label, panel, "Strict<S.RowPanel>");
+      add(label, panel, "Strict<S.RowPanel>", "panel");
       continue;
     }
-    add(label, panel, "Strict<S.Panel>");
+    add(label, panel, "Strict<S.Panel>", "panel");
     const module = PANEL_MODULES[panel?.type];
     if (!module) {
       add(`${label}: unknown panel type`, `unknown panel type ${panel?.type}`, "never");
@@ -176,7 +186,7 @@ function generate(dashboard) {
   checks.forEach((check, i) => {
     const literal = JSON.stringify(check.expr, null, 2);
     lines.push("", `// ${check.label}`, ...`export const check${i} = ${literal} satisfies ${check.type};`.split("\n"));
-    sections.push({ label: check.label, line: lines.length - literal.split("\n").length + 1 });
+    sections.push({ label: check.label, kind: check.kind, line: lines.length - literal.split("\n").length + 1 });
   });
   return { source: lines.join("\n") + "\n", sections };
 }
