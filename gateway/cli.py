@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.set_defaults(func=_policy_explain)
     schema = psub.add_parser("schema", help="print the policy JSON schema")
     schema.set_defaults(func=_policy_schema)
+    reference = psub.add_parser("reference", help="print the policy reference (Markdown)")
+    reference.set_defaults(func=_policy_reference)
 
     keys = sub.add_parser("keys", help="API key helpers")
     ksub = keys.add_subparsers(title="key commands", metavar="ACTION")
@@ -213,6 +215,13 @@ def _policy_schema(args: argparse.Namespace) -> int:
     from gateway.policy.models import Policy
 
     print(json.dumps(Policy.model_json_schema(by_alias=True), indent=2))
+    return 0
+
+
+def _policy_reference(args: argparse.Namespace) -> int:
+    from gateway.policy.reference import render
+
+    sys.stdout.write(render())
     return 0
 
 

@@ -95,3 +95,33 @@ def test_gpu_priced_self_hosting() -> None:
     text = GOOD.replace("hosting: self", "hosting: self\n    price: {gpu_hour_usd: 3.6, tokens_per_second: 1000}")
     dep = parse_policy(text, env={"KEY": "k"}).policy.deployments["a"]
     assert dep.price.per_mtok() == pytest.approx((1.0, 1.0))  # $3.6/h over 3.6M tokens/h
+
+
+def test_unknown_provider_type_is_a_policy_error() -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(GOOD.replace("type: vllm", "type: vlmm"), "p.yaml", env={"KEY": "k"})
+    assert "p.yaml:4:5: deployments.a.type" in str(err.value)
+
+
+def test_policy_provider_types_match_the_registry() -> None:
+    import typing
+
+    from gateway.policy.models import ProviderType
+    from gateway.providers.registry import PROVIDER_TYPES
+
+    assert set(typing.get_args(ProviderType)) == set(PROVIDER_TYPES)
+
+
+def test_policy_reference_is_current() -> None:
+    from gateway.policy.reference import render
+
+    doc = (servers.ROOT / "docs" / "policy-reference.md").read_text()
+    assert doc == render(), "run: gateway policy reference > docs/policy-reference.md"
+
+
+def test_every_policy_field_is_documented() -> None:
+    from gateway.policy.reference import SECTIONS
+
+    undocumented = [f"{model.__name__}.{name}" for _, model, _ in SECTIONS for name, field in model.model_fields.items()
+                    if not field.description and name != "name"]
+    assert not undocumented

@@ -34,7 +34,7 @@ def _common(prefix: Path, name: str, workers: int) -> str:
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return (
         f"{user}worker_processes {workers};\ndaemon off;\npid {prefix}/{name}.pid;\n"
-        f"error_log {prefix}/{name}-error.log warn;\nworker_rlimit_nofile 65536;\n"
+        f"error_log {prefix}/{name}-error.log warn;\n"
         "events { worker_connections 16384; multi_accept on; }\n"
         "http {\n    access_log off;\n    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n"
         f"{temp_paths}"

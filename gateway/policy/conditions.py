@@ -28,10 +28,10 @@ class _Strict(BaseModel):
 class Range(_Strict):
     """Numeric bounds; both ends optional. ``gt``/``lt`` are strict, ``gte``/``lte`` inclusive."""
 
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
+    gt: float | None = Field(default=None, description="Greater than.")
+    gte: float | None = Field(default=None, description="Greater than or equal.")
+    lt: float | None = Field(default=None, description="Less than.")
+    lte: float | None = Field(default=None, description="Less than or equal.")
 
     def contains(self, value: float) -> bool:
         return not (
@@ -45,8 +45,8 @@ class Range(_Strict):
 class Membership(_Strict):
     """``in``: the value must be one of these; ``not_in``: it must be none of these."""
 
-    in_: tuple[str, ...] | None = Field(default=None, alias="in")
-    not_in: tuple[str, ...] | None = None
+    in_: tuple[str, ...] | None = Field(default=None, alias="in", description="Allowed values.")
+    not_in: tuple[str, ...] | None = Field(default=None, description="Forbidden values.")
 
     def allows(self, value: str | None) -> bool:
         if self.in_ is not None and value not in self.in_:
@@ -60,8 +60,8 @@ StrOrList = Annotated[tuple[str, ...], Field(min_length=1)]
 class HourWindow(_Strict):
     """Hours of the day in UTC, ``from`` inclusive, ``to`` exclusive; wraps past midnight if from > to."""
 
-    from_: int = Field(alias="from", ge=0, le=23)
-    to: int = Field(ge=0, le=24)
+    from_: int = Field(alias="from", ge=0, le=23, description="First hour (UTC), inclusive.")
+    to: int = Field(ge=0, le=24, description="Last hour (UTC), exclusive.")
 
     def contains(self, hour: int) -> bool:
         if self.from_ <= self.to:

@@ -15,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.policy.conditions import CAPABILITIES, Condition, DataClass, Requirement
 
 
+ProviderType = Literal[
+    "openai_compatible", "openai", "vllm", "sglang", "ollama", "llamacpp", "deepseek", "moonshot", "dashscope", "zhipu",
+    "anthropic", "gemini", "litellm", "simulator",
+]
+"""Kept equal to ``providers.registry.PROVIDER_TYPES`` by a test (policy may not import providers)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,7 +80,7 @@ class Deployment(_Strict):
     """One upstream that can serve requests: where it is, what it costs, what it can do."""
 
     name: str = Field(default="", description="Filled in from the key under `deployments`.")
-    type: str = Field(description="Provider type: vllm, sglang, ollama, llamacpp, openai, deepseek, moonshot, dashscope, zhipu, openai_compatible, anthropic, gemini, litellm, simulator.")
+    type: ProviderType = Field(description="Provider: OpenAI-compatible passthrough (vllm, sglang, ollama, llamacpp, openai, deepseek, moonshot, dashscope, zhipu, openai_compatible), litellm (anthropic, gemini, litellm) or the in-process simulator.")
     model: str = Field(description="The model id the upstream expects.")
     api_base: str | None = Field(default=None, description="Base URL including `/v1` for OpenAI-compatible servers; defaults per type.")
     api_key: str | None = Field(default=None, repr=False, description="Upstream key, normally `${ENV_VAR}`. Never logged.")
@@ -92,9 +99,9 @@ class Deployment(_Strict):
         default=("chat", "completions"), description="API endpoints it serves."
     )
     max_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests allowed; beyond it requests spill to the next target.")
-    latency_prior: LatencyPrior = Field(default_factory=LatencyPrior)
-    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
+    latency_prior: LatencyPrior = Field(default_factory=LatencyPrior, description="Assumed latency until measured.")
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings, description="Upstream timeouts.")
+    retry: RetrySettings = Field(default_factory=RetrySettings, description="Retries on this deployment before falling back.")
 
     @field_validator("api_base", "api_key", mode="before")
     @classmethod
@@ -107,7 +114,7 @@ class ModelRoute(_Strict):
     """A model name clients may ask for, and the deployments that may serve it."""
 
     deployments: tuple[str, ...] = Field(min_length=1, description="Candidate deployments, in preference order for ties.")
-    description: str = ""
+    description: str = Field(default="", description="Free text shown to platform engineers.")
     objective: Literal["cost", "latency", "order"] | dict[str, float] | None = Field(
         default=None, description="Overrides the default objective for this model name."
     )
@@ -115,13 +122,13 @@ class ModelRoute(_Strict):
 
 
 class RateLimit(_Strict):
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Requests admitted per minute.")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Prompt plus output tokens per minute (estimated up front, corrected after).")
 
 
 class Budget(_Strict):
-    daily_usd: float | None = Field(default=None, gt=0)
-    monthly_usd: float | None = Field(default=None, gt=0)
+    daily_usd: float | None = Field(default=None, gt=0, description="USD per UTC day.")
+    monthly_usd: float | None = Field(default=None, gt=0, description="USD per UTC calendar month.")
     on_exceed: Literal["deny", "pace"] = Field(
         default="deny", description="`deny`: 429 once spent; `pace`: steer onto cheaper deployments from `pace_from` of the budget."
     )
@@ -132,17 +139,17 @@ class Team(_Strict):
     name: str = ""
     data_class: DataClass = Field(default="internal", description="Default data class of the team's requests.")
     models: tuple[str, ...] | None = Field(default=None, description="Model names the team may use (all when absent).")
-    rate_limit: RateLimit | None = None
-    budget: Budget | None = None
+    rate_limit: RateLimit | None = Field(default=None, description="Limits for the whole team.")
+    budget: Budget | None = Field(default=None, description="Spend limits for the whole team.")
 
 
 class ApiKey(_Strict):
     """A client API key. Only its SHA-256 is stored: `gateway keys hash` prints it."""
 
     name: str = Field(description="Shown in logs and metrics instead of the key.")
-    team: str = Field(default="default")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
-    rate_limit: RateLimit | None = None
+    team: str = Field(default="default", description="The team the key belongs to.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False, description="SHA-256 (hex) of the key.")
+    rate_limit: RateLimit | None = Field(default=None, description="Limits for this key alone.")
     admin: bool = Field(default=False, description="May call the admin endpoints (spend, reload).")
 
     @staticmethod
@@ -151,8 +158,8 @@ class ApiKey(_Strict):
 
 
 class CacheSettings(_Strict):
-    enabled: bool = False
-    ttl_seconds: int = Field(default=300, ge=1)
+    enabled: bool = Field(default=False, description="Serve repeated requests from the response cache.")
+    ttl_seconds: int = Field(default=300, ge=1, description="How long an answer stays cached.")
     allow_nondeterministic: bool = Field(default=False, description="Also cache requests without temperature 0 or a seed.")
 
 
@@ -164,41 +171,41 @@ class Rule(_Strict):
     effects the first matching rule that sets one wins. `deny` stops routing at once."""
 
     name: str = Field(description="Shown in `x-gateway-rule`, logs and metrics.")
-    description: str = ""
-    when: Condition = Field(default_factory=Condition)
-    require: Requirement | None = None
+    description: str = Field(default="", description="Why the rule exists.")
+    when: Condition = Field(default_factory=Condition, description="Conditions; empty matches every request.")
+    require: Requirement | None = Field(default=None, description="Hard constraints on deployments (fail-closed on every hop).")
     deny: str | None = Field(default=None, description="Refuse the request with this reason (403).")
     objective: Objective | None = Field(default=None, description="`cost`, `latency`, `order`, or weights like {cost: 0.7, latency: 0.3}.")
     latency_slo_ms: float | None = Field(default=None, gt=0, description="Prefer deployments expected to finish within this; the cheapest of them first.")
     max_price_usd: float | None = Field(default=None, gt=0, description="Drop deployments whose expected request cost is above this.")
     fallback_outside_required: bool | None = Field(default=None, description="Fallbacks may leave the required set (never by default).")
-    cache: CacheSettings | None = None
-    expected_output_tokens: int | None = Field(default=None, ge=1)
+    cache: CacheSettings | None = Field(default=None, description="Cache settings for matching requests.")
+    expected_output_tokens: int | None = Field(default=None, ge=1, description="Assumed output length for cost and latency estimates.")
 
 
 class Defaults(_Strict):
-    objective: Objective = "cost"
+    objective: Objective = Field(default="cost", description="How candidates are ranked: `cost`, `latency`, `order` (as listed) or weights {cost: w, latency: w}.")
     expected_output_tokens: int = Field(default=256, ge=1, description="Assumed output length when a request sets no max.")
-    cache: CacheSettings = Field(default_factory=CacheSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings, description="Response cache, unless a rule says otherwise.")
     max_fallbacks: int = Field(default=3, ge=0, description="Targets after the primary the executor may try.")
-    detect_sensitive_data: bool = True
+    detect_sensitive_data: bool = Field(default=True, description="Scan prompts for personal data and secrets (raises the data class).")
     sensitive_data_class: DataClass = Field(default="confidential", description="Data class a request is raised to when sensitive data is found.")
-    data_class_header: str = "x-data-class"
+    data_class_header: str = Field(default="x-data-class", description="Request header declaring the data class (it can raise the team's default, never lower it).")
     rate_limit_failure: Literal["open", "closed"] = Field(default="open", description="When shared state is unreachable: admit (open) or refuse (closed).")
 
 
 class GoldenCase(_Strict):
     """A request and the routing the policy must produce for it (`gateway policy test`)."""
 
-    name: str
+    name: str = Field(description="What the case shows.")
     request: dict[str, Any] = Field(description="Body of a chat completion request (model, messages, tools...).")
-    team: str | None = None
-    key: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    expect_deployment: str | None = None
-    expect_targets: tuple[str, ...] | None = None
-    expect_denied: bool = False
-    expect_rule: str | None = None
+    team: str | None = Field(default=None, description="The caller's team.")
+    key: str | None = Field(default=None, description="The caller's key name (implies its team).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers, e.g. x-data-class.")
+    expect_deployment: str | None = Field(default=None, description="The primary target.")
+    expect_targets: tuple[str, ...] | None = Field(default=None, description="All targets in order (`[]`: no route).")
+    expect_denied: bool = Field(default=False, description="A rule denies the request.")
+    expect_rule: str | None = Field(default=None, description="The rule reported in x-gateway-rule.")
     assume_prompt_tokens: int | None = Field(
         default=None, ge=0, description="Use this prompt size instead of estimating it from the request (long-context cases)."
     )
@@ -208,16 +215,16 @@ class Policy(_Strict):
     """A whole routing policy, as loaded from one YAML file."""
 
     version: int = Field(default=1, description="Schema version of this document.")
-    name: str = "policy"
-    description: str = ""
+    name: str = Field(default="policy", description="Shown in metrics (`gateway_policy_info`) and logs.")
+    description: str = Field(default="", description="Free text: whom this policy serves.")
     reference_model: str | None = Field(default=None, description="Vendor deployment whose prices give the 'all-vendor' baseline for savings.")
-    defaults: Defaults = Field(default_factory=Defaults)
-    deployments: dict[str, Deployment] = Field(min_length=1)
-    models: dict[str, ModelRoute] = Field(min_length=1)
-    teams: dict[str, Team] = Field(default_factory=dict)
-    keys: tuple[ApiKey, ...] = ()
-    rules: tuple[Rule, ...] = ()
-    tests: tuple[GoldenCase, ...] = ()
+    defaults: Defaults = Field(default_factory=Defaults, description="Policy-wide settings.")
+    deployments: dict[str, Deployment] = Field(min_length=1, description="The catalog of upstreams, by name.")
+    models: dict[str, ModelRoute] = Field(min_length=1, description="The model names clients may ask for.")
+    teams: dict[str, Team] = Field(default_factory=dict, description="Teams, by name (`default` exists implicitly).")
+    keys: tuple[ApiKey, ...] = Field(default=(), description="Client API keys; with none, the gateway is open (loopback only unless allowed).")
+    rules: tuple[Rule, ...] = Field(default=(), description="Routing rules, in order.")
+    tests: tuple[GoldenCase, ...] = Field(default=(), description="Golden cases: requests and the routing they must get.")
 
     @field_validator("deployments", "teams", mode="before")
     @classmethod

@@ -210,7 +210,7 @@ def translate(exc: BaseException, *, deployment: str, secrets: Iterable[str]) ->
     # litellm re-wraps a stream's failure as MidStreamFallbackError (a ServiceUnavailableError,
     # whatever happened); the original says what it was, e.g. a 429 on a Gemini stream.
     while isinstance(exc, lx.MidStreamFallbackError) and isinstance(exc.original_exception, Exception):
-        break
+        exc = exc.original_exception
     msg = scrub(f"deployment {deployment!r}: {exc}", secrets)
     for classes, build in _TABLE:
         if isinstance(exc, classes):

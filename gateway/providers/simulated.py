@@ -132,16 +132,17 @@ class SimulatedProvider:
             yield event
 
     def _check_event(self, event: bytes) -> None:
+        """Each OpenAI event is one ``data: <json>`` line and a blank line; anything else is broken."""
         if event == CUT_CONNECTION:
             raise UpstreamProtocolError(f"{self.name}: upstream dropped the connection mid-stream")
         if event == DONE_EVENT:
             return
-        lines = [event[6:]] if event.startswith(b"data: ") else event.split(b"\n")  # fast path: one data line
-        for line in lines:
-            if lines[0] is not line or line.startswith(b"data:"):
-                pass
-                except orjson.JSONDecodeError:
-                    raise UpstreamProtocolError(f"{self.name}: malformed stream event") from None
+        try:
+            if not (event.startswith(b"data: ") and event.endswith(b"\n\n")):
+                raise ValueError("not a data event")
+            orjson.loads(event[6:])
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            raise UpstreamProtocolError(f"{self.name}: malformed stream event") from None
 
     def _raise_for_failure(self, reply: SimResponse) -> None:
         if reply.cut:
