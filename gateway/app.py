@@ -44,6 +44,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access_log.start()
         reloader.start(watch=settings.policy_reload)
+        runtime.start_health_checks()  # the initial policy was installed before the loop ran
         try:
             yield
         finally:

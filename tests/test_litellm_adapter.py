@@ -46,7 +46,11 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -81,7 +85,9 @@ def _deployment(type_: str, model: str, api_base: str, **timeouts: float) -> Dep
     )
 
 
-def _provider(adapter: ModuleType, sim: SimulatorServer, type_: str, model: str, suffix: str, **timeouts: float) -> Any:
+def _provider(
+    adapter: ModuleType, sim: SimulatorServer, type_: str, model: str, suffix: str, **timeouts: float
+) -> Any:
     return adapter.LiteLLMProvider(_deployment(type_, model, sim.url + suffix, **timeouts), ProviderContext())
 
 
@@ -173,7 +179,10 @@ async def test_stream_is_openai_chunks_with_usage_then_done(
     assert usage_chunk.choices == [] and usage_chunk.usage is not None
     assert usage_chunk.usage.completion_tokens > 0
     assert all(c.usage is None for c in answer)
-    assert [c.choices[0].finish_reason for c in answer if c.choices[0].finish_reason] in (["stop"], ["length"])
+    assert [c.choices[0].finish_reason for c in answer if c.choices[0].finish_reason] in (
+        ["stop"],
+        ["length"],
+    )
     streamed = "".join(c.choices[0].delta.content or "" for c in answer)
     # The simulator is deterministic: the same request answers the same text either way.
     whole = ChatCompletion.model_validate_json((await provider.complete(_call(model))).body)
@@ -194,10 +203,14 @@ async def test_stream_tool_calls_come_back_in_openai_shape(
                 if delta.id is not None:  # a call's first delta names it
                     assert delta.type == "function" and delta.function and delta.function.name
                     calls[delta.index] = {"id": delta.id, "name": delta.function.name, "arguments": ""}
-                calls[delta.index]["arguments"] += (delta.function.arguments if delta.function else None) or ""
+                calls[delta.index]["arguments"] += (
+                    delta.function.arguments if delta.function else None
+                ) or ""
     assert [c["name"] for c in calls.values()] == ["get_weather"]
     assert isinstance(json.loads(calls[0]["arguments"])["city"], str)
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "tool_calls"
+    ]
 
 
 async def test_caller_cannot_redirect_the_vendor_key_through_body_fields(
@@ -278,7 +291,9 @@ async def test_vendor_text_echoing_secrets_is_scrubbed(
 ) -> None:
     """litellm redacts the key it was given; a secret header value it knows nothing about is ours to hide."""
     token = "tok-vendor-abcdef123456"
-    deployment = _deployment(type_, model, sim.url + suffix).model_copy(update={"headers": {"x-vendor-token": token}})
+    deployment = _deployment(type_, model, sim.url + suffix).model_copy(
+        update={"headers": {"x-vendor-token": token}}
+    )
     provider = adapter.LiteLLMProvider(deployment, ProviderContext())
     fault = f"status=400;message=rejected key {KEY} and token {token}"
     with pytest.raises(UpstreamStatusError) as info:
@@ -290,9 +305,15 @@ async def test_vendor_text_echoing_secrets_is_scrubbed(
 MID_STREAM_FAULTS = [
     pytest.param("anthropic", "claude-3-haiku", "", "hang_after=6", UpstreamTimeout, id="anthropic-idle"),
     pytest.param("gemini", "gemini-1.5-flash", "/v1beta", "hang_after=3", UpstreamTimeout, id="gemini-idle"),
-    pytest.param("anthropic", "claude-3-haiku", "", "reset_after=6", UpstreamProtocolError, id="anthropic-reset"),
-    pytest.param("gemini", "gemini-1.5-flash", "/v1beta", "reset_after=3", UpstreamProtocolError, id="gemini-reset"),
-    pytest.param("anthropic", "claude-3-haiku", "", "truncate_after=6", UpstreamProtocolError, id="anthropic-cut"),
+    pytest.param(
+        "anthropic", "claude-3-haiku", "", "reset_after=6", UpstreamProtocolError, id="anthropic-reset"
+    ),
+    pytest.param(
+        "gemini", "gemini-1.5-flash", "/v1beta", "reset_after=3", UpstreamProtocolError, id="gemini-reset"
+    ),
+    pytest.param(
+        "anthropic", "claude-3-haiku", "", "truncate_after=6", UpstreamProtocolError, id="anthropic-cut"
+    ),
     pytest.param(
         "gemini",
         "gemini-1.5-flash",
@@ -446,6 +467,8 @@ def test_litellm_model_strings(adapter: ModuleType, type_: str, model: str, expe
 
 
 def test_health_is_cheap_and_repr_hides_the_key(adapter: ModuleType) -> None:
-    provider = adapter.LiteLLMProvider(_deployment("anthropic", "claude", "http://127.0.0.1:9"), ProviderContext())
+    provider = adapter.LiteLLMProvider(
+        _deployment("anthropic", "claude", "http://127.0.0.1:9"), ProviderContext()
+    )
     assert asyncio.run(provider.check_health()) is True
     assert KEY not in repr(provider)

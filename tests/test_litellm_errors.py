@@ -36,7 +36,9 @@ def lx(errors: ModuleType) -> Any:
 
 
 def _response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers, request=httpx.Request("POST", "http://upstream.test/v1/messages"))
+    return httpx.Response(
+        status, headers=headers, request=httpx.Request("POST", "http://upstream.test/v1/messages")
+    )
 
 
 def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:
@@ -57,7 +59,12 @@ CASES: list[tuple[str, Callable[[Any], BaseException], type[GatewayError], int]]
         UpstreamStatusError,
         400,
     ),
-    ("content policy", lambda lx: lx.ContentPolicyViolationError("no", "m", "gemini"), UpstreamStatusError, 400),
+    (
+        "content policy",
+        lambda lx: lx.ContentPolicyViolationError("no", "m", "gemini"),
+        UpstreamStatusError,
+        400,
+    ),
     ("bad request", lambda lx: lx.BadRequestError(f"bad {KEY}", "m", "anthropic"), UpstreamStatusError, 400),
     (
         "unprocessable",
@@ -66,7 +73,12 @@ CASES: list[tuple[str, Callable[[Any], BaseException], type[GatewayError], int]]
         422,
     ),
     ("not found", lambda lx: lx.NotFoundError("no such model", "m", "anthropic"), UpstreamStatusError, 404),
-    ("auth", lambda lx: lx.AuthenticationError(f"Incorrect API key {KEY[:10]}", "anthropic", "m"), UpstreamError, 502),
+    (
+        "auth",
+        lambda lx: lx.AuthenticationError(f"Incorrect API key {KEY[:10]}", "anthropic", "m"),
+        UpstreamError,
+        502,
+    ),
     (
         "permission",
         lambda lx: lx.PermissionDeniedError("forbidden", "anthropic", "m", response=_response(403)),
@@ -150,7 +162,9 @@ def test_gateway_errors_pass_through(errors: ModuleType) -> None:
         (None, None),
     ],
 )
-def test_retry_after_seconds(errors: ModuleType, headers: dict[str, str] | None, expected: float | None) -> None:
+def test_retry_after_seconds(
+    errors: ModuleType, headers: dict[str, str] | None, expected: float | None
+) -> None:
     now = 1445412480.0  # ten seconds before the HTTP date above
     assert errors.retry_after_seconds(headers, now=now) == expected
 

@@ -63,7 +63,12 @@ LITELLM_RESPONSE = {
                 "content": "hello",
                 "role": "assistant",
                 "tool_calls": [
-                    {"index": 1, "function": {"arguments": '{"city": "Paris"}', "name": "f"}, "id": "t1", "type": "function"}
+                    {
+                        "index": 1,
+                        "function": {"arguments": '{"city": "Paris"}', "name": "f"},
+                        "id": "t1",
+                        "type": "function",
+                    }
                 ],
                 "function_call": None,
                 "provider_specific_fields": {"citations": None},
@@ -101,7 +106,12 @@ def test_chat_completion_is_rebuilt_from_an_allow_list() -> None:
 def test_chunk_shaper_unifies_ids_and_drops_litellm_extras() -> None:
     shaper = wire.ChunkShaper("m")
     first = shaper.shape(
-        {"id": "a", "created": 5, "model": "m1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}]}
+        {
+            "id": "a",
+            "created": 5,
+            "model": "m1",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}],
+        }
     )
     tool = shaper.shape(
         {
@@ -119,7 +129,15 @@ def test_chunk_shaper_unifies_ids_and_drops_litellm_extras() -> None:
         }
     )
     args = shaper.shape(
-        {"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": None, "function": {"arguments": "{}"}}]}}]}
+        {
+            "id": "c",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "id": None, "function": {"arguments": "{}"}}]},
+                }
+            ],
+        }
     )
     assert not shaper.finished
     done = shaper.shape({"id": "d", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_use"}]})
@@ -133,17 +151,27 @@ def test_chunk_shaper_unifies_ids_and_drops_litellm_extras() -> None:
         assert (chunk["id"], chunk["created"], chunk["model"]) == ("a", 5, "m1")
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": "Hi"}  # type: ignore[index]
     assert tool["choices"][0]["delta"] == {  # type: ignore[index]
-        "tool_calls": [{"index": 0, "id": "t1", "type": "function", "function": {"arguments": "", "name": "f"}}]
+        "tool_calls": [
+            {"index": 0, "id": "t1", "type": "function", "function": {"arguments": "", "name": "f"}}
+        ]
     }
     assert args["choices"][0]["delta"] == {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}  # type: ignore[index]
     assert done["choices"][0]["finish_reason"] == "tool_calls" and shaper.finished  # type: ignore[index]
-    assert usage == {**usage, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}
+    assert usage == {
+        **usage,
+        "choices": [],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
     assert "usage" not in done  # type: ignore[operator]
     assert empty is None
 
 
 def test_embeddings_float_and_base64() -> None:
-    raw = {"model": "e", "data": [{"embedding": [0.5, -1.0, 0.25], "index": 0}], "usage": {"prompt_tokens": 4}}
+    raw = {
+        "model": "e",
+        "data": [{"embedding": [0.5, -1.0, 0.25], "index": 0}],
+        "usage": {"prompt_tokens": 4},
+    }
     as_floats = wire.embeddings(raw, "fallback", None)
     CreateEmbeddingResponse.model_validate(as_floats)
     assert as_floats["data"][0]["embedding"] == [0.5, -1.0, 0.25]

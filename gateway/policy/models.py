@@ -69,6 +69,23 @@ class RetrySettings(_Strict):
     backoff_max_ms: float = Field(default=2000, ge=0, description="Cap on one backoff and on an honoured Retry-After.")
 
 
+class HealthCheck(_Strict):
+    """Probe the upstream in the background (OpenAI-compatible servers: ``GET <api_base>/models``)."""
+
+    interval_seconds: float = Field(default=10, gt=0, description="Time between probes.")
+    failures_to_open: int = Field(default=2, ge=1, description="Consecutive failed probes that open the breaker.")
+
+
+class BreakerSettings(_Strict):
+    """Closed → open after consecutive failures or a failure ratio; half-open probe after a pause."""
+
+    consecutive_failures: int = Field(default=5, ge=1, description="Failures in a row that open the breaker.")
+    failure_ratio: float = Field(default=0.5, gt=0, le=1, description="Failure share over the window that opens it.")
+    window: int = Field(default=20, ge=2, description="Recent calls the ratio is computed over.")
+    min_calls: int = Field(default=10, ge=1, description="Calls needed in the window before the ratio counts.")
+    open_seconds: float = Field(default=10, gt=0, description="Pause before a half-open probe.")
+
+
 class LatencyPrior(_Strict):
     """What the latency objective assumes before the deployment has been measured."""
 
@@ -99,6 +116,9 @@ class Deployment(_Strict):
         default=("chat", "completions"), description="API endpoints it serves."
     )
     max_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests allowed; beyond it requests spill to the next target.")
+    queue_timeout_ms: float = Field(default=0, ge=0, description="When at max_concurrency, wait up to this long for a free slot before spilling.")
+    health_check: HealthCheck | None = Field(default=None, description="Active health checks; failures open the circuit breaker.")
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="Circuit breaker thresholds.")
     latency_prior: LatencyPrior = Field(default_factory=LatencyPrior, description="Assumed latency until measured.")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings, description="Upstream timeouts.")
     retry: RetrySettings = Field(default_factory=RetrySettings, description="Retries on this deployment before falling back.")

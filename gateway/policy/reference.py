@@ -16,6 +16,8 @@ from pydantic.fields import FieldInfo
 from gateway.policy.conditions import Condition, HourWindow, Membership, Range, Requirement
 from gateway.policy.models import (
     ApiKey,
+    BreakerSettings,
+    HealthCheck,
     Budget,
     CacheSettings,
     Defaults,
@@ -40,6 +42,8 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("deployments.<name>.timeouts", TimeoutSettings, ""),
     ("deployments.<name>.retry", RetrySettings, ""),
     ("deployments.<name>.latency_prior", LatencyPrior, ""),
+    ("deployments.<name>.health_check", HealthCheck, ""),
+    ("deployments.<name>.breaker", BreakerSettings, ""),
     ("models.<name>", ModelRoute, "A name clients may put in `model`."),
     ("teams.<name>", Team, ""),
     ("keys[]", ApiKey, ""),

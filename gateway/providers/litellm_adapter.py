@@ -29,7 +29,7 @@ is chat-only, and emulating prompts over chat would answer something the caller 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -218,7 +218,7 @@ class LiteLLMProvider:
 
     async def _rest(
         self, upstream: Any, shaper: wire.ChunkShaper, deadline: float, timeouts: Timeouts
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Events after the first: ``idle`` bounds each gap, ``deadline`` the whole stream."""
         loop = asyncio.get_running_loop()
         try:
@@ -242,7 +242,9 @@ class LiteLLMProvider:
             if not shaper.finished:
                 # litellm ends quietly when the connection drops mid-answer; a client must not
                 # mistake a cut-off answer for a complete one.
-                raise UpstreamProtocolError(f"deployment {self.name!r}: stream ended before the answer finished")
+                raise UpstreamProtocolError(
+                    f"deployment {self.name!r}: stream ended before the answer finished"
+                )
             yield DONE
         finally:
             await upstream.aclose()

@@ -138,7 +138,9 @@ def _rate_limited(exc: BaseException, msg: str) -> UpstreamError:
 
 def _bad_request(exc: BaseException, msg: str) -> UpstreamError:
     status = _status(exc, 400)
-    return UpstreamStatusError(msg, status=status if 400 <= status < 500 else 400, type_="invalid_request_error")
+    return UpstreamStatusError(
+        msg, status=status if 400 <= status < 500 else 400, type_="invalid_request_error"
+    )
 
 
 def _credentials(exc: BaseException, _msg: str) -> UpstreamError:

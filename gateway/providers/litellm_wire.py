@@ -56,7 +56,9 @@ CHAT_PARAMS: frozenset[str] = frozenset(
 )
 EMBEDDING_PARAMS: frozenset[str] = frozenset({"input", "dimensions", "user"})
 
-FINISH_REASONS: frozenset[str] = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+FINISH_REASONS: frozenset[str] = frozenset(
+    {"stop", "length", "tool_calls", "content_filter", "function_call"}
+)
 # Vendor-native stop reasons litellm occasionally lets through unmapped.
 _FINISH_ALIASES: dict[str, str] = {
     "end_turn": "stop",
@@ -207,7 +209,12 @@ class ChunkShaper:
             self.id = raw.get("id") or "chatcmpl-litellm"
             self.created = int(raw.get("created") or 0)
             self.model = raw.get("model") or self.model
-        head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        head = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
         choices = raw.get("choices") or []
         if not choices:
             usage = usage_dict(raw.get("usage"))

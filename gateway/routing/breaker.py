@@ -88,6 +88,27 @@ class CircuitBreaker:
         ):
             self._open()
 
+    def force_open(self) -> None:
+        """Open now (e.g. active health checks failed), whatever the recent calls said."""
+        self._open()
+
+    def force_close(self) -> None:
+        self._failures_in_row = 0
+        self._recent.clear()
+        self._probe_out = False
+        self._set(BreakerState.CLOSED)
+
+    def configure(self, *, consecutive_failures: int, failure_ratio: float, window: int, min_calls: int,
+                  open_seconds: float) -> None:
+        """Apply new thresholds (policy reload) without losing the current state."""
+        self.consecutive_failures = consecutive_failures
+        self.failure_ratio = failure_ratio
+        self.min_calls = min_calls
+        self.open_seconds = open_seconds
+        if window != self.window:
+            self.window = window
+            self._recent = deque(self._recent, maxlen=window)
+
     def release_probe(self) -> None:
         """A probe ended without a verdict (e.g. the client went away): let another one through."""
         self._probe_out = False

@@ -22,6 +22,7 @@ from gateway.core.types import Decision, Endpoint
 from gateway.policy.models import Deployment
 from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.routing.breaker import CircuitBreaker
+from gateway.routing.saturation import ConcurrencyGate
 from gateway.routing.stats import LiveStats
 
 
@@ -39,6 +40,7 @@ class Execution:
     upstream_seconds: float = 0.0
     started: float = 0.0
     failures: list[Attempted] = field(default_factory=list)
+    gate: ConcurrencyGate | None = None
 
 
 class ExecutorHooks:
@@ -54,10 +56,12 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class Executor:
-    def __init__(self, stats: LiveStats, breakers: Mapping[str, CircuitBreaker], hooks: ExecutorHooks | None = None,
+    def __init__(self, stats: LiveStats, breakers: Mapping[str, CircuitBreaker],
+                 gates: Mapping[str, ConcurrencyGate] | None = None, hooks: ExecutorHooks | None = None,
                  rng: random.Random | None = None) -> None:
         self._stats = stats
         self._breakers = breakers
+        self._gates = gates if gates is not None else {}
         self._hooks = hooks or ExecutorHooks()
         self._rng = rng or random.Random()
 
@@ -86,22 +90,36 @@ class Executor:
                 last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)")
                 failures.append(Attempted(dep.name, "breaker_open"))
                 continue
-            if self._stats.is_saturated(dep.name):
+            gate = self._gates.get(dep.name)
+            if gate is not None and not await gate.acquire(dep.queue_timeout_ms / 1000):
+                if breaker is not None:
+                    breaker.release_probe()
                 last = UpstreamUnavailable(f"deployment {dep.name!r} is at its concurrency limit")
                 failures.append(Attempted(dep.name, "saturated"))
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             call = UpstreamCall(endpoint, {**body, "model": dep.model}, stream, request_id, _timeouts(dep, remaining))
             try:
                 execution = await self._with_retries(dep, providers[dep.name], call, deadline)
             except GatewayError as exc:
+                if gate is not None:
+                    gate.release()
                 failures.append(Attempted(dep.name, exc.kind))
                 last = exc
                 if not exc.retryable:
                     raise  # about the request itself: another deployment would refuse it too
+                if deadline - time.monotonic() <= 0:
+                    break
                 continue
+            except BaseException:
+                if gate is not None:
+                    gate.release()
+                raise
+            if execution.stream is None:
+                if gate is not None:
+                    gate.release()
+            else:
+                execution.gate = gate  # held until the stream ends
             execution.failures = failures
             return execution
         if last is None:
@@ -177,6 +195,9 @@ class Executor:
                         error: GatewayError | None = None) -> None:
         """Called by the stream relay when a stream handed out by ``execute`` ends."""
         dep = execution.deployment
+        if execution.gate is not None:
+            execution.gate.release()
+            execution.gate = None
         self._stats.finished(dep.name)
         total = time.monotonic() - execution.started
         breaker = self._breakers.get(dep.name)

@@ -21,6 +21,8 @@ from gateway.providers.registry import ProviderContext, build_provider
 from gateway.routing.breaker import BreakerState, CircuitBreaker
 from gateway.routing.executor import Executor, ExecutorHooks
 from gateway.routing.facts import FactsBuilder
+from gateway.routing.health import HealthChecker
+from gateway.routing.saturation import ConcurrencyGate
 from gateway.routing.stats import LiveStats
 
 log = logging.getLogger("gateway.runtime")
@@ -54,7 +56,9 @@ class Runtime:
         self.context = context or ProviderContext()
         self.stats = LiveStats()
         self.breakers: dict[str, CircuitBreaker] = {}
-        self.executor = Executor(self.stats, self.breakers, hooks)
+        self.gates: dict[str, ConcurrencyGate] = {}
+        self.executor = Executor(self.stats, self.breakers, self.gates, hooks)
+        self.health = HealthChecker(self.breakers)
         self._on_breaker_change = on_breaker_change
         self._grace = provider_grace
         self._snapshot: PolicySnapshot | None = None
@@ -86,18 +90,35 @@ class Runtime:
             keys_by_hash={k.sha256: k for k in policy.keys},
         )
         for name, dep in policy.deployments.items():
-            self._ensure_breaker(name)
-            self.stats.set_limit(name, dep.max_concurrency)
+            self._configure_breaker(dep)
+            self._configure_gate(dep)
         self._snapshot = snapshot
+        self.start_health_checks()
         if old is not None:
             stale = [p for n, p in old.providers.items() if providers.get(n) is not p]
             if stale:
                 self._retire(stale)
         return snapshot
 
-    def _ensure_breaker(self, name: str) -> None:
-        if name not in self.breakers:
-            self.breakers[name] = CircuitBreaker(name, on_change=self._breaker_changed)
+    def start_health_checks(self) -> None:
+        if self._snapshot is not None:
+            self.health.restart(self._snapshot.policy.deployments, lambda: self.snapshot.providers)
+
+    def _configure_breaker(self, dep: Deployment) -> None:
+        settings = dep.breaker.model_dump()
+        breaker = self.breakers.get(dep.name)
+        if breaker is None:
+            self.breakers[dep.name] = CircuitBreaker(dep.name, on_change=self._breaker_changed, **settings)
+        else:
+            breaker.configure(**settings)
+
+    def _configure_gate(self, dep: Deployment) -> None:
+        if not dep.max_concurrency:
+            self.gates.pop(dep.name, None)
+        elif dep.name in self.gates:
+            self.gates[dep.name].limit = dep.max_concurrency  # keep the count of calls in flight
+        else:
+            self.gates[dep.name] = ConcurrencyGate(dep.max_concurrency)
 
     def _breaker_changed(self, name: str, state: BreakerState) -> None:
         self.stats.set_health(name, state is not BreakerState.OPEN)
@@ -122,6 +143,7 @@ class Runtime:
         task.add_done_callback(self._retiring.discard)
 
     async def aclose(self) -> None:
+        self.health.stop()
         for task in list(self._retiring):
             task.cancel()
         if self._snapshot is not None:

@@ -28,13 +28,9 @@ SENSITIVE_KINDS: frozenset[str] = frozenset(
 
 def _shape_of_byte(byte: int) -> int:
     char = chr(byte)
-    if char.isdigit():
-        return ord("0")
-    if "A" <= char <= "Z":
-        return ord("A")
-    if char in " .-":
-        return ord("s")
-    return byte if char in "()+" else ord("x")  # other punctuation
+    if char.isdigit() or char.isupper():
+        return ord("0" if char.isdigit() else "A")
+    return ord("s") if char in " .-" else byte if char in "()+" else ord("x")
 
 
 _KEY_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -68,11 +64,12 @@ class _Detector:
         if haystack is None:  # built on first use, then shared by the other detectors
             raw = text.encode("utf-8", "surrogatepass")
             haystack = views[self.view] = raw.translate(*_VIEW_TABLES[self.view])
-        for gate in self.gates:  # a plain loop: any() with a generator costs more than the search
+        for gate in self.gates:  # a loop, not any(): this runs for every detector on every text
             if gate in haystack:
-                break
-        else:
-            return False
+                return self._matches(text)
+        return False
+
+    def _matches(self, text: str) -> bool:
         for pattern in self.patterns:
             for match in pattern.finditer(text):
                 if self.is_valid is None or self.is_valid(match.group()):
@@ -93,7 +90,10 @@ def _starting(first: str, rest: str, not_after: str = r"[\w.+-]") -> str:
 # Compiled ASCII-only so that \w and \d stop at CJK text: "电话13812345678" must still be found.
 _NUMBER_END = r"(?![\w-]|[.,]\d)"
 _PRIVATE_KEY = (r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",)
-_EMAIL = (r"@(?<=[\w.%+-]@)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])",)  # from the "@"
+# From the "@" on; the last part is a top-level domain, not an image extension as in "icon@2x.png".
+_EMAIL = (
+    r"@(?<=[\w.%+-]@)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?!(?:png|jpe?g|gif|svg|webp)\b)[A-Za-z]{2,}\b",
+)
 _API_KEY = tuple(
     _starting(first, rest, not_after=r"[\w-]")
     for first, rest in (
@@ -109,12 +109,9 @@ _API_KEY = tuple(
     )
 )
 _US_SSN = (_starting(r"\d", r"\d\d(?<!000)(?<!666)(?<!9\d\d)-\d\d(?<!00)-\d{4}(?<!0000)" + _NUMBER_END),)
-_PAYMENT_CARD = (
-    _starting(
-        r"\d",
-        r"(?:\d{12,18}|\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{3}([ -])\d{6}\2\d{4,5})"
-        + _NUMBER_END,
-    ),
+_PAYMENT_CARD = (  # unbroken or in groups of four, then Amex's 4-6-5
+    _starting(r"\d", r"(?:\d{12,18}|\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?)" + _NUMBER_END),
+    _starting(r"\d", r"\d{3}([ -])\d{6}\1\d{4,5}" + _NUMBER_END),
 )
 _CN_RESIDENT_ID = (
     _starting("[1-9]", r"\d{5}(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\w-])"),
@@ -136,7 +133,7 @@ def _build_detectors(latest_birth_date: date) -> tuple[_Detector, ...]:
 
     rows: tuple[tuple[str, str, tuple[Any, ...], tuple[str, ...], Callable[[str], bool] | None], ...] = (
         ("private_key", "text", ("-----BEGIN",), _PRIVATE_KEY, None),
-        ("email", "text", ("@",), _EMAIL, _is_email),
+        ("email", "text", ("@",), _EMAIL, None),
         ("api_key", "key_runs", (b"w" * 16,), _API_KEY, _is_api_key),
         ("us_ssn", "shape", (b"000s00s0000",), _US_SSN, None),
         ("payment_card", "shape", (b"0" * 13, b"0000s000"), _PAYMENT_CARD, _is_payment_card),
@@ -152,7 +149,6 @@ def _build_detectors(latest_birth_date: date) -> tuple[_Detector, ...]:
     )
 
 
-_IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp"})
 _CN_PROVINCE_CODES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82 83 91".split()
 )
@@ -168,11 +164,6 @@ _IBAN_LENGTHS = {
     ).split()
 }
 _PHONE_SEPARATOR_RUN = re.compile(r"[ .-]{2,}")
-
-
-def _is_email(candidate: str) -> bool:
-    """Reject asset names such as ``icon@2x.png`` that have an address's shape."""
-    return candidate.rsplit(".", 1)[1].lower() not in _IMAGE_EXTENSIONS
 
 
 def _is_api_key(candidate: str) -> bool:
@@ -232,7 +223,8 @@ def _is_international_phone(candidate: str) -> bool:
     digit_count = sum(char.isdigit() for char in candidate)
     if not 8 <= digit_count <= 15 or _PHONE_SEPARATOR_RUN.search(candidate):
         return False
-    country_code_length = len(candidate) - len(candidate[1:].lstrip("0123456789")) - 1
+    after_plus = candidate[1:]
+    country_code_length = len(after_plus) - len(after_plus.lstrip("0123456789"))
     return country_code_length in (1, 2, 3, digit_count)
 
 
@@ -257,12 +249,14 @@ class SensitiveDataDetector:
             if not text:
                 continue
             views: dict[str, Any] = {"text": text}
+            found_before = len(found)
             for detector in pending:
                 if detector.kind not in found and detector.found_in(text, views):
                     found.add(detector.kind)
-            pending = tuple(d for d in pending if d.kind not in found)
-            if not pending:
-                break
+            if len(found) > found_before:
+                pending = tuple(d for d in pending if d.kind not in found)
+                if not pending:
+                    break
         return tuple(sorted(found))
 
 

@@ -20,7 +20,6 @@ class DeploymentStats:
     error_rate: float = 0.0
     in_flight: int = 0
     healthy: bool = True
-    saturated: bool = False
     samples: int = 0
 
 
@@ -46,7 +45,6 @@ class LiveStats:
         self._interval = snapshot_interval
         self._running: dict[str, _Running] = {}
         self._health: dict[str, bool] = {}
-        self._limits: dict[str, int] = {}
         self._snapshot: dict[str, DeploymentStats] = {}
         self._snapshot_at = 0.0
         self._dirty = True
@@ -56,12 +54,6 @@ class LiveStats:
         if r is None:
             r = self._running[deployment] = _Running()
         return r
-
-    def set_limit(self, deployment: str, max_concurrency: int | None) -> None:
-        if max_concurrency:
-            self._limits[deployment] = max_concurrency
-        else:
-            self._limits.pop(deployment, None)
 
     def started(self, deployment: str) -> None:
         self._get(deployment).in_flight += 1
@@ -102,10 +94,6 @@ class LiveStats:
         r = self._running.get(deployment)
         return r.in_flight if r else 0
 
-    def is_saturated(self, deployment: str) -> bool:
-        limit = self._limits.get(deployment)
-        return bool(limit) and self.in_flight(deployment) >= limit  # type: ignore[operator]
-
     def snapshot(self, now: float | None = None) -> Mapping[str, DeploymentStats]:
         now = time.monotonic() if now is None else now
         if self._dirty and now - self._snapshot_at >= self._interval:
@@ -114,7 +102,7 @@ class LiveStats:
                     ttft_ms=r.ttft_ms, tokens_per_second=r.tps, latency_ms=r.latency_ms,
                     error_rate=r.error_rate, in_flight=r.in_flight,
                     healthy=self._health.get(name, True),
-                    saturated=self.is_saturated(name), samples=r.samples,
+                    samples=r.samples,
                 )
                 for name, r in self._running.items()
             }

@@ -5,6 +5,7 @@ asked, and fails on demand. Two ways to use it, both producing the same bytes:
 
 - ``server.py``: a real aiohttp HTTP server (``run_simulator``, ``start_simulator``,
   ``SimulatorServer``); point any OpenAI / Anthropic / Gemini client or the gateway at it.
+  From a shell: ``gateway simulate --port 9000`` or ``python -m gateway.simulator --port 9000``.
 - ``providers/simulated.py``: the ``simulator`` provider type, calling the core in-process.
 
 Architecture: ``behaviour.Simulator.handle(method, path, headers, body) -> SimResponse`` routes a
@@ -74,6 +75,12 @@ Fault grammar (``x-sim-fault`` header, ``fault=`` settings; clauses joined by ``
     slow[=<tps>]         drip tokens at tps tokens/s (default 5)
     none                 no fault (overrides a default or model-name fault)
 Unknown clauses are answered with 400, never ignored.
+
+Through the ``simulator`` provider these surface as gateway errors: 429 → UpstreamRateLimited
+(with retry_after), 503 and ``reset`` → UpstreamUnavailable, 504/408 and ``hang`` past the
+first_byte timeout → UpstreamTimeout, other 5xx → UpstreamError, other 4xx → UpstreamStatusError,
+``malformed`` and broken streams (truncate/reset/malformed_after) → UpstreamProtocolError, stalls
+past the idle or total timeout → UpstreamTimeout.
 
 Fault keywords in the model name (whole words between ``-`` ``_`` ``/`` ``:`` ``.``):
 ``error-503`` / ``fail-503`` / ``status-503`` (status=503), ``ratelimit`` (status=429;

@@ -66,6 +66,7 @@ class AnthropicMessages:
         head["usage"]["output_tokens"] = 1
         events = [sse_named("message_start", {"type": "message_start", "message": head})]
         for index, block in enumerate(_content_blocks(choice)):
+            start: dict[str, Any]
             if block["type"] == "text":
                 start = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": token} for token in choice.tokens]

@@ -1,0 +1,300 @@
+"""Convert between an OpenAI SSE stream and the complete answer it carries, losslessly.
+
+``completion_from_stream`` folds ``chat.completion.chunk`` (or streamed ``text_completion``) events into
+the one object a non-stream request would have received, so a streamed answer can be cached;
+``stream_from_completion`` plays a cached object back as a well-formed stream. The pair round-trips:
+``completion_from_stream(stream_from_completion(c, True)) == c`` for any completion, and
+stream → completion → stream → completion is stable.
+
+Folding rules (the ones OpenAI's own SDK accumulator uses, made stricter where providers differ):
+- top-level and choice-level fields: the last non-null value wins (``usage`` arrives in its own
+  chunk; every other chunk carries ``usage: null`` or nothing); ``obfuscation`` padding is dropped;
+- message strings (``content``, ``refusal``, ``reasoning_content``…) are concatenated, lists
+  (``annotations``) extended, objects (``audio``, legacy ``function_call``) merged the same way
+  except ids, types and roles, which are replaced;
+- ``tool_calls`` are assembled by their ``index``: first ``id`` and ``type`` win, ``function.name``
+  and ``function.arguments`` fragments are concatenated;
+- ``logprobs``: every list (``content``, ``refusal``; ``tokens``, ``token_logprobs``,
+  ``top_logprobs``, ``text_offset`` for text completions) is concatenated across chunks.
+
+A stream is incomplete, and folds to ``None`` so it is never cached, when it lacks ``data: [DONE]``,
+when a choice has no ``finish_reason``, or when it carries an error event or unparsable JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+from itertools import zip_longest
+from typing import Any
+
+import orjson
+
+_DONE = b"[DONE]"
+_REPLACED = frozenset({"id", "type", "role", "index", "object", "created", "model", "expires_at"})
+_STREAM_ONLY = frozenset({"obfuscation"})
+_PIECES = 4
+
+
+def parse_events(events: list[bytes]) -> tuple[list[dict[str, Any]], bool] | None:
+    """The JSON payloads of an SSE byte stream and whether ``[DONE]`` was seen; ``None`` on an error event."""
+    text = b"".join(events).replace(b"\r\n", b"\n")
+    payloads: list[dict[str, Any]] = []
+    done = False
+    for block in text.split(b"\n\n"):
+        data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
+        if any(line.strip() == b"event: error" for line in block.split(b"\n")):
+            return None
+        if not data:
+            continue
+        raw = b"\n".join(data)
+        if raw.strip() == _DONE:
+            done = True
+            continue
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict) or "error" in payload:
+            return None
+        payloads.append(payload)
+    return payloads, done
+
+
+def completion_from_stream(events: list[bytes]) -> dict[str, Any] | None:
+    """The full ``chat.completion`` / ``text_completion`` a complete stream carries, or ``None``."""
+    parsed = parse_events(events)
+    if parsed is None:
+        return None
+    chunks, done = parsed
+    if not done or not chunks:
+        return None
+    chat = _is_chat(chunks)
+    top: dict[str, Any] = {}
+    choices: dict[int, dict[str, Any]] = {}
+    tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
+    for chunk in chunks:
+        for key, value in chunk.items():
+            if key not in ("choices", "object") and key not in _STREAM_ONLY:
+                _last_non_null(top, key, value)
+        for part in chunk.get("choices") or ():
+            index = part.get("index", 0)
+            if chat:
+                _fold_chat_choice(choices, tool_calls.setdefault(index, {}), index, part)
+            else:
+                _fold_text_choice(choices, index, part)
+    if not choices or any(c.get("finish_reason") is None for c in choices.values()):
+        return None
+    for index, calls in tool_calls.items():
+        if calls:
+            choices[index]["message"]["tool_calls"] = [calls[k] for k in sorted(calls)]
+    head = {"id": top.pop("id", None), "object": "chat.completion" if chat else "text_completion"}
+    head["created"] = top.pop("created", None)
+    head["model"] = top.pop("model", None)
+    head["choices"] = [choices[k] for k in sorted(choices)]
+    return {**head, **top}
+
+
+def _is_chat(chunks: list[dict[str, Any]]) -> bool:
+    kind = chunks[0].get("object")
+    if kind in ("chat.completion.chunk", "text_completion"):
+        return kind == "chat.completion.chunk"
+    return any("delta" in c for chunk in chunks for c in chunk.get("choices") or ())
+
+
+def _last_non_null(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None or key not in target:
+        target[key] = value
+
+
+def _merge(old: Any, new: Any, key: str) -> Any:
+    if new is None:
+        return old
+    if old is None or key in _REPLACED:
+        return copy.deepcopy(new)
+    if isinstance(old, str) and isinstance(new, str):
+        return old + new
+    if isinstance(old, list) and isinstance(new, list):
+        return old + copy.deepcopy(new)
+    if isinstance(old, dict) and isinstance(new, dict):
+        merged = dict(old)
+        for k, v in new.items():
+            merged[k] = _merge(merged.get(k), v, k) if k in merged else copy.deepcopy(v)
+        return merged
+    return copy.deepcopy(new)
+
+
+def _fold_common(acc: dict[str, Any], part: dict[str, Any], skip: tuple[str, ...]) -> None:
+    if part.get("logprobs") is not None:
+        acc["logprobs"] = _merge(acc["logprobs"], part["logprobs"], "logprobs")
+    if part.get("finish_reason") is not None:
+        acc["finish_reason"] = part["finish_reason"]
+    for key, value in part.items():
+        if key not in skip and key not in ("index", "logprobs", "finish_reason"):
+            _last_non_null(acc, key, value)
+
+
+def _fold_chat_choice(
+    choices: dict[int, dict[str, Any]], calls: dict[int, dict[str, Any]], index: int, part: dict[str, Any]
+) -> None:
+    acc = choices.get(index)
+    if acc is None:
+        acc = choices[index] = {
+            "index": index, "message": {"role": "assistant", "content": None}, "logprobs": None, "finish_reason": None,
+        }
+    message = acc["message"]
+    for key, value in (part.get("delta") or {}).items():
+        if key == "tool_calls":
+            for fragment in value or ():
+                _fold_tool_call(calls, fragment)
+        elif key in message:
+            message[key] = _merge(message[key], value, key)
+        else:
+            message[key] = copy.deepcopy(value)
+    _fold_common(acc, part, ("delta",))
+
+
+def _fold_tool_call(calls: dict[int, dict[str, Any]], fragment: dict[str, Any]) -> None:
+    index = fragment.get("index")
+    if index is None:  # some servers omit it: a fragment with an id starts a new call
+        index = len(calls) if fragment.get("id") or not calls else max(calls)
+    call = calls.get(index)
+    if call is None:
+        call = calls[index] = {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+    if fragment.get("id") and not call["id"]:
+        call["id"] = fragment["id"]
+    if fragment.get("type"):
+        call["type"] = fragment["type"]
+    function = fragment.get("function") or {}
+    name = function.get("name")
+    if name and name != call["function"]["name"]:  # some servers repeat the full name in every fragment
+        call["function"]["name"] += name
+    if function.get("arguments"):
+        call["function"]["arguments"] += function["arguments"]
+    for key, value in fragment.items():
+        if key not in ("index", "id", "type", "function"):
+            _last_non_null(call, key, value)
+
+
+def _fold_text_choice(choices: dict[int, dict[str, Any]], index: int, part: dict[str, Any]) -> None:
+    acc = choices.get(index)
+    if acc is None:
+        acc = choices[index] = {"text": "", "index": index, "logprobs": None, "finish_reason": None}
+    if isinstance(part.get("text"), str):
+        acc["text"] += part["text"]
+    _fold_common(acc, part, ("text",))
+
+
+# ---- completion -> stream
+
+
+def stream_from_completion(completion: dict[str, Any], include_usage: bool) -> list[bytes]:
+    """A cached completion as SSE events: role chunk, content in a few pieces, tool calls, finish, usage, [DONE]."""
+    chat = completion.get("object") != "text_completion" and not any(
+        "text" in c and "message" not in c for c in completion.get("choices") or ()
+    )
+    head: dict[str, Any] = {"id": completion.get("id"), "object": "chat.completion.chunk" if chat else "text_completion"}
+    head.update((k, v) for k, v in completion.items() if k not in ("id", "object", "choices", "usage"))
+    if include_usage:
+        head["usage"] = None
+    per_choice = [_chat_parts(c) if chat else _text_parts(c) for c in completion.get("choices") or ()]
+    events = [
+        _event({**head, "choices": [part]}) for step in zip_longest(*per_choice) for part in step if part is not None
+    ]
+    if include_usage:
+        events.append(_event({**head, "choices": [], "usage": completion.get("usage")}))
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _split(text: str, pieces: int = _PIECES) -> list[str]:
+    if not text:
+        return []
+    size = -(-len(text) // pieces)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _aligned(text: str | None, tokens: list[Any]) -> bool:
+    return isinstance(text, str) and bool(tokens) and "".join(str(t) for t in tokens) == text
+
+
+def _chat_parts(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    index = choice.get("index", 0)
+    message = dict(choice.get("message") or {})
+    content, calls = message.pop("content", None), message.pop("tool_calls", None) or []
+    logprobs = choice.get("logprobs")
+    role_delta: dict[str, Any] = {"role": message.pop("role", "assistant"), "content": "" if isinstance(content, str) else None}
+    strings: list[tuple[str, str]] = []
+    for key, value in message.items():
+        if isinstance(value, str) and value:
+            strings.append((key, value))
+        else:
+            role_delta[key] = "" if isinstance(value, str) else None if isinstance(value, str) else value
+    for key, value in strings:  # non-empty strings are streamed; a None refusal stays in the role chunk
+        role_delta.setdefault(key, None) if key == "refusal" else None
+    parts = [_chat_delta(index, role_delta)]
+    parts += [_chat_delta(index, {key: piece}) for key, value in strings if key != "refusal" for piece in _split(value)]
+    parts += _content_parts(index, content, logprobs, parts)
+    parts += [_chat_delta(index, {"refusal": piece}) for key, value in strings if key == "refusal" for piece in _split(value)]
+    for k, call in enumerate(calls):
+        function = call.get("function") or {}
+        header = {key: value for key, value in call.items() if key != "function"}
+        header = {"index": k, **header, "function": {**function, "arguments": ""}}
+        parts.append(_chat_delta(index, {"tool_calls": [header]}))
+        parts += [
+            _chat_delta(index, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
+            for piece in _split(function.get("arguments") or "")
+        ]
+    parts.append(_finish(choice, {"index": index, "delta": {}, "logprobs": None}))
+    return parts
+
+
+def _chat_delta(index: int, delta: dict[str, Any], logprobs: Any = None) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
+
+
+def _content_parts(index: int, content: Any, logprobs: Any, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Content pieces; with logprobs whose tokens spell the content, one chunk per token like a real stream."""
+    entries = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if isinstance(entries, list) and _aligned(content, [e.get("token", "") for e in entries]):
+        rest = {k: v for k, v in logprobs.items() if k != "content"}
+        return [
+            _chat_delta(index, {"content": e.get("token", "")}, {"content": [e], **rest}) for e in entries
+        ]
+    pieces = _split(content) if isinstance(content, str) else []
+    out = [_chat_delta(index, {"content": piece}) for piece in pieces]
+    if logprobs is not None:  # not spelled out by tokens: all of it on the first chunk that carries anything
+        (out[0] if out else parts[0])["logprobs"] = logprobs
+    return out
+
+
+def _finish(choice: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    extra = {k: v for k, v in choice.items() if k not in ("index", "message", "text", "logprobs", "finish_reason")}
+    return {**part, "finish_reason": choice.get("finish_reason"), **extra}
+
+
+def _text_parts(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    index = choice.get("index", 0)
+    text = choice.get("text") or ""
+    logprobs = choice.get("logprobs")
+    tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
+    if isinstance(tokens, list) and _aligned(text, tokens):
+        parts = [
+            {"text": token, "index": index, "logprobs": _slice(logprobs, j), "finish_reason": None}
+            for j, token in enumerate(tokens)
+        ]
+    else:
+        parts = [{"text": piece, "index": index, "logprobs": None, "finish_reason": None} for piece in _split(text)]
+        if logprobs is not None:
+            if not parts:
+                parts.append({"text": "", "index": index, "logprobs": None, "finish_reason": None})
+            parts[0]["logprobs"] = logprobs
+    parts.append(_finish(choice, {"text": "", "index": index, "logprobs": None}))
+    return parts
+
+
+def _slice(logprobs: dict[str, Any], j: int) -> dict[str, Any]:
+    return {k: v[j : j + 1] if isinstance(v, list) else v for k, v in logprobs.items()}
