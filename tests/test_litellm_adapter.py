@@ -472,3 +472,13 @@ def test_health_is_cheap_and_repr_hides_the_key(adapter: ModuleType) -> None:
     )
     assert asyncio.run(provider.check_health()) is True
     assert KEY not in repr(provider)
+
+
+async def test_stream_cut_before_its_first_event_fails_open_stream(
+    adapter: ModuleType, sim: SimulatorServer
+) -> None:
+    """Nothing reached the client yet, so the executor can still fall back: open_stream must raise."""
+    provider = _provider(adapter, sim, "anthropic", "claude-3-haiku", "")
+    with pytest.raises(UpstreamProtocolError) as info:
+        await provider.open_stream(_call("claude-3-haiku", stream=True, fault="truncate_after=1"))
+    assert info.value.__cause__ is not None and info.value.__cause__ is not info.value

@@ -185,11 +185,10 @@ def chat(model: str, content: str, **extra: Any) -> dict[str, Any]:
 class Traffic:
     statuses: dict[str, list[int]] = field(default_factory=dict)
 
-    def send(self, client: httpx.Client, label: str, body: dict[str, Any] | bytes, team: str | None = None,
+    def send(self, client: httpx.Client, label: str, body: dict[str, Any] | bytes, team: str = "support",
              headers: dict[str, str] | None = None) -> None:
-        hdrs = {"content-type": "application/json", **(headers or {})}
-        if team:
-            hdrs["authorization"] = f"Bearer {SECRETS[team]}"
+        """Every request carries a key: once a policy lists keys, the gateway requires one."""
+        hdrs = {"content-type": "application/json", "authorization": f"Bearer {SECRETS[team]}", **(headers or {})}
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         stream = isinstance(body, dict) and body.get("stream", False)
         with client.stream("POST", "/v1/chat/completions", content=content, headers=hdrs) as resp:
@@ -208,8 +207,8 @@ def drive(a: httpx.Client, b: httpx.Client, rounds: int) -> Traffic:
         t.send(a, "auto research", chat("auto", f"round {r} stream", stream=True), team="research")
         t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} vendor"), team="support")
         t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} vendor stream", stream=True), team="support")
-        t.send(a, "qwen default", chat("qwen", f"round {r} self stream", stream=True))
-        t.send(a, "qwen default", chat("qwen", f"round {r} self"))
+        t.send(a, "qwen support", chat("qwen", f"round {r} self stream", stream=True))
+        t.send(a, "qwen support", chat("qwen", f"round {r} self"))
         for i in range(2):
             t.send(a, "mostly-self (flaky)", chat("mostly-self", f"round {r} flaky {i}"))
         t.send(a, "broken (fallback)", chat("broken", f"round {r} broken"))
@@ -221,7 +220,7 @@ def drive(a: httpx.Client, b: httpx.Client, rounds: int) -> Traffic:
         t.send(a, "policy denied", chat("auto", f"round {r} export"), headers={"x-export": "yes"})
         t.send(a, "vision", {"model": "auto", "messages": [image], "max_tokens": 16})
         t.send(a, "slo tier", chat("auto", f"round {r} fast please"), headers={"x-tier": "interactive"})
-        t.send(b, "gateway B", chat("auto", f"round {r} on B"))
+        t.send(b, "gateway B", chat("auto", f"round {r} on B"), team="research")
         time.sleep(1.0)
     return t
 
@@ -309,7 +308,7 @@ def test_prometheus_scrapes_both_gateways(stack: Stack) -> None:
 def test_traffic_mix_reached_the_gateway(stack: Stack) -> None:
     s = stack.traffic.statuses
     assert set(s["auto research"]) == {200} and set(s["auto research (stream)"]) == {200}
-    assert set(s["gpt-4o support (stream)"]) == {200} and set(s["qwen default (stream)"]) == {200}
+    assert set(s["gpt-4o support (stream)"]) == {200} and set(s["qwen support (stream)"]) == {200}
     assert set(s["mostly-self (flaky)"]) == {200}, "flaky-self's failures must be absorbed by retry/fallback"
     assert set(s["broken (fallback)"]) == {200}, "broken-self must fall back to vendor-gpt"
     assert 400 in s["caller error"] or 422 in s["caller error"]
@@ -317,7 +316,7 @@ def test_traffic_mix_reached_the_gateway(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("name, expected", [("deployment", {"qwen-self", "vendor-gpt", "flaky-self"}),
-                                            ("team", {"research", "support", "default"})])
+                                            ("team", {"research", "support", "tiny", "limited"})])
 def test_dashboard_variables_have_values(stack: Stack, name: str, expected: set[str]) -> None:
     body = prom_get(stack.prom, f"/api/v1/label/{name}/values", **{"match[]": "gateway_requests_total"})
     assert expected <= set(body["data"]), body["data"]

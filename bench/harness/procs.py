@@ -91,10 +91,11 @@ def taskset(cpus: set[int] | None) -> list[str]:
 class Server:
     """A server process started by the harness, with its output in ``log``."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None,
+    def __init__(self, name: str, argv: Sequence[str], log: Path, env: dict[str, str | None] | None = None,
                  cwd: Path | None = None) -> None:
+        """``env`` adds to the harness's environment; a ``None`` value removes that variable."""
         self.name, self.log = name, log
-        full_env = {**os.environ, **(env or {})}
+        full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(list(argv), env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from gateway.api.auth import authenticate
 from gateway.api.body import read_body
+from gateway.api.disconnect import cancel_on_disconnect
 from gateway.api.proxy import ProxyService
 from gateway.core.errors import ModelNotFound
 from gateway.core.types import Endpoint
@@ -20,7 +21,7 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     started = time.perf_counter()
     service: ProxyService = request.app.state.proxy
     raw = await read_body(request, request.app.state.settings.max_body_bytes)
-    return await service.handle(endpoint, raw, request.headers, started)
+    return await cancel_on_disconnect(request, service.handle(endpoint, raw, request.headers, started))
 
 
 @router.post("/v1/chat/completions")

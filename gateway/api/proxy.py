@@ -7,6 +7,7 @@ handed over (a background task for plain responses, the relay's ``finally`` for 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -95,6 +96,9 @@ class ProxyService:
         except GatewayError as exc:
             self._finish(call, "denied" if isinstance(exc, PolicyDenied) else "error", error=exc)
             exc.headers.setdefault("x-request-id", call.request_id)
+            raise
+        except asyncio.CancelledError:
+            self._finish(call, "cancelled")  # the client went away; the upstream call was cancelled with us
             raise
         headers_out = self._route_headers(call, execution)
         if execution.stream is not None:

@@ -173,8 +173,8 @@ class LiteLLMProvider:
         except BaseException as exc:
             if upstream is not None:
                 await upstream.aclose()
-            if not isinstance(exc, Exception):  # cancelled: the caller is gone, nothing to translate
-                raise
+            if not isinstance(exc, Exception) or isinstance(exc, GatewayError):
+                raise  # cancelled (the caller is gone) or already ours: nothing to translate
             if isinstance(exc, TimeoutError):
                 raise self._timeout("no first stream event", wait_first) from exc
             raise self._error(exc) from exc
@@ -231,6 +231,8 @@ class LiteLLMProvider:
                     async with asyncio.timeout(wait):
                         event = await self._next_event(upstream, shaper)
                 except TimeoutError as exc:
+                    if wait < timeouts.idle:
+                        raise self._timeout("stream not finished", timeouts.total) from exc
                     raise self._timeout("no stream event", wait) from exc
                 except GatewayError:
                     raise
@@ -240,8 +242,8 @@ class LiteLLMProvider:
                     break
                 yield event
             if not shaper.finished:
-                # litellm ends quietly when the connection drops mid-answer; a client must not
-                # mistake a cut-off answer for a complete one.
+                # Some litellm stream parsers end quietly when the body stops early (Anthropic's
+                # raises instead); a client must not mistake a cut-off answer for a complete one.
                 raise UpstreamProtocolError(
                     f"deployment {self.name!r}: stream ended before the answer finished"
                 )

@@ -1,10 +1,9 @@
-"""Convert between an OpenAI SSE stream and the complete answer it carries, losslessly.
+"""Fold an OpenAI SSE stream into the complete answer it carries, so streamed answers can be cached.
 
-``completion_from_stream`` folds ``chat.completion.chunk`` (or streamed ``text_completion``) events into
-the one object a non-stream request would have received, so a streamed answer can be cached;
-``stream_from_completion`` plays a cached object back as a well-formed stream. The pair round-trips:
-``completion_from_stream(stream_from_completion(c, True)) == c`` for any completion, and
-stream → completion → stream → completion is stable.
+``completion_from_stream`` turns ``chat.completion.chunk`` (or streamed ``text_completion``) events
+into the one object a non-stream request would have received. ``stream_replay.stream_from_completion``
+is its inverse; the pair round-trips: ``completion_from_stream(stream_from_completion(c, True)) == c``
+for any completion, and stream -> completion -> stream -> completion is stable.
 
 Folding rules (the ones OpenAI's own SDK accumulator uses, made stricter where providers differ):
 - top-level and choice-level fields: the last non-null value wins (``usage`` arrives in its own
@@ -24,7 +23,6 @@ when a choice has no ``finish_reason``, or when it carries an error event or unp
 from __future__ import annotations
 
 import copy
-from itertools import zip_longest
 from typing import Any
 
 import orjson
@@ -32,7 +30,6 @@ import orjson
 _DONE = b"[DONE]"
 _REPLACED = frozenset({"id", "type", "role", "index", "object", "created", "model", "expires_at"})
 _STREAM_ONLY = frozenset({"obfuscation"})
-_PIECES = 4
 
 
 def parse_events(events: list[bytes]) -> tuple[list[dict[str, Any]], bool] | None:
@@ -182,119 +179,3 @@ def _fold_text_choice(choices: dict[int, dict[str, Any]], index: int, part: dict
     if isinstance(part.get("text"), str):
         acc["text"] += part["text"]
     _fold_common(acc, part, ("text",))
-
-
-# ---- completion -> stream
-
-
-def stream_from_completion(completion: dict[str, Any], include_usage: bool) -> list[bytes]:
-    """A cached completion as SSE events: role chunk, content in a few pieces, tool calls, finish, usage, [DONE]."""
-    chat = completion.get("object") != "text_completion" and not any(
-        "text" in c and "message" not in c for c in completion.get("choices") or ()
-    )
-    head: dict[str, Any] = {"id": completion.get("id"), "object": "chat.completion.chunk" if chat else "text_completion"}
-    head.update((k, v) for k, v in completion.items() if k not in ("id", "object", "choices", "usage"))
-    if include_usage:
-        head["usage"] = None
-    per_choice = [_chat_parts(c) if chat else _text_parts(c) for c in completion.get("choices") or ()]
-    events = [
-        _event({**head, "choices": [part]}) for step in zip_longest(*per_choice) for part in step if part is not None
-    ]
-    if include_usage:
-        events.append(_event({**head, "choices": [], "usage": completion.get("usage")}))
-    events.append(b"data: [DONE]\n\n")
-    return events
-
-
-def _event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
-def _split(text: str, pieces: int = _PIECES) -> list[str]:
-    if not text:
-        return []
-    size = -(-len(text) // pieces)
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _aligned(text: str | None, tokens: list[Any]) -> bool:
-    return isinstance(text, str) and bool(tokens) and "".join(str(t) for t in tokens) == text
-
-
-def _chat_parts(choice: dict[str, Any]) -> list[dict[str, Any]]:
-    index = choice.get("index", 0)
-    message = dict(choice.get("message") or {})
-    content, calls = message.pop("content", None), message.pop("tool_calls", None) or []
-    logprobs = choice.get("logprobs")
-    role_delta: dict[str, Any] = {"role": message.pop("role", "assistant"), "content": "" if isinstance(content, str) else None}
-    strings: list[tuple[str, str]] = []
-    for key, value in message.items():
-        if isinstance(value, str) and value:
-            strings.append((key, value))
-        else:
-            role_delta[key] = "" if isinstance(value, str) else None if isinstance(value, str) else value
-    for key, value in strings:  # non-empty strings are streamed; a None refusal stays in the role chunk
-        role_delta.setdefault(key, None) if key == "refusal" else None
-    parts = [_chat_delta(index, role_delta)]
-    parts += [_chat_delta(index, {key: piece}) for key, value in strings if key != "refusal" for piece in _split(value)]
-    parts += _content_parts(index, content, logprobs, parts)
-    parts += [_chat_delta(index, {"refusal": piece}) for key, value in strings if key == "refusal" for piece in _split(value)]
-    for k, call in enumerate(calls):
-        function = call.get("function") or {}
-        header = {key: value for key, value in call.items() if key != "function"}
-        header = {"index": k, **header, "function": {**function, "arguments": ""}}
-        parts.append(_chat_delta(index, {"tool_calls": [header]}))
-        parts += [
-            _chat_delta(index, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
-            for piece in _split(function.get("arguments") or "")
-        ]
-    parts.append(_finish(choice, {"index": index, "delta": {}, "logprobs": None}))
-    return parts
-
-
-def _chat_delta(index: int, delta: dict[str, Any], logprobs: Any = None) -> dict[str, Any]:
-    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
-
-
-def _content_parts(index: int, content: Any, logprobs: Any, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Content pieces; with logprobs whose tokens spell the content, one chunk per token like a real stream."""
-    entries = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if isinstance(entries, list) and _aligned(content, [e.get("token", "") for e in entries]):
-        rest = {k: v for k, v in logprobs.items() if k != "content"}
-        return [
-            _chat_delta(index, {"content": e.get("token", "")}, {"content": [e], **rest}) for e in entries
-        ]
-    pieces = _split(content) if isinstance(content, str) else []
-    out = [_chat_delta(index, {"content": piece}) for piece in pieces]
-    if logprobs is not None:  # not spelled out by tokens: all of it on the first chunk that carries anything
-        (out[0] if out else parts[0])["logprobs"] = logprobs
-    return out
-
-
-def _finish(choice: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-    extra = {k: v for k, v in choice.items() if k not in ("index", "message", "text", "logprobs", "finish_reason")}
-    return {**part, "finish_reason": choice.get("finish_reason"), **extra}
-
-
-def _text_parts(choice: dict[str, Any]) -> list[dict[str, Any]]:
-    index = choice.get("index", 0)
-    text = choice.get("text") or ""
-    logprobs = choice.get("logprobs")
-    tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
-    if isinstance(tokens, list) and _aligned(text, tokens):
-        parts = [
-            {"text": token, "index": index, "logprobs": _slice(logprobs, j), "finish_reason": None}
-            for j, token in enumerate(tokens)
-        ]
-    else:
-        parts = [{"text": piece, "index": index, "logprobs": None, "finish_reason": None} for piece in _split(text)]
-        if logprobs is not None:
-            if not parts:
-                parts.append({"text": "", "index": index, "logprobs": None, "finish_reason": None})
-            parts[0]["logprobs"] = logprobs
-    parts.append(_finish(choice, {"text": "", "index": index, "logprobs": None}))
-    return parts
-
-
-def _slice(logprobs: dict[str, Any], j: int) -> dict[str, Any]:
-    return {k: v[j : j + 1] if isinstance(v, list) else v for k, v in logprobs.items()}

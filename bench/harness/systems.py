@@ -1,0 +1,130 @@
+"""The systems under test and how each one starts.
+
+Every system serves the same two client requests (a plain and a streamed chat completion) and forwards
+them to the same nginx mock. Clients of all systems send the same bodies and the same headers
+(including the gateway's API key, which the others ignore).
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import bodies, nginx
+from harness.procs import Server, taskset
+
+BENCH = Path(__file__).resolve().parent.parent
+ROOT = BENCH.parent
+API_KEY = "sk-bench-support"
+"""The key of the `support` team in policies/everything.yaml."""
+
+KINDS = ("floor", "nginx", "gateway-minimal", "gateway-everything", "litellm")
+LABELS = {
+    "floor": "floor: wrk → mock (no proxy)",
+    "nginx": "nginx proxy_pass (C reference)",
+    "gateway-minimal": "gateway, minimal policy",
+    "gateway-everything": "gateway, everything on",
+    "litellm": "LiteLLM proxy",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes for one system: port, the two request paths and the two bodies."""
+
+    port: int
+    json_path: str
+    sse_path: str
+    json_body: str
+    sse_body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class System:
+    kind: str
+    workers: int
+
+    @property
+    def key(self) -> str:
+        return self.kind if self.kind == "floor" else f"{self.kind}-w{self.workers}"
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.kind] + ("" if self.kind == "floor" else f", {self.workers} worker{'s' * (self.workers > 1)}")
+
+    def target(self, port: int) -> Target:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+        if self.kind in ("floor", "nginx"):
+            # Path-based: the mock (and a pass-through in front of it) pick the answer by path.
+            return Target(port, nginx.JSON_PATH, nginx.SSE_PATH, bodies.request_body(bodies.JSON_MODEL, False).decode(),
+                          bodies.request_body(bodies.JSON_MODEL, True).decode(), headers)
+        path = "/v1/chat/completions"
+        return Target(port, path, path, bodies.request_body(bodies.JSON_MODEL, False).decode(),
+                      bodies.request_body(bodies.SSE_MODEL, True).decode(), headers)
+
+
+@dataclass
+class Context:
+    """What starting a system needs to know about the run."""
+
+    run_dir: Path
+    mock_port: int
+    redis_url: str
+    sut_cpus: set[int] | None
+    litellm_bin: Path | None = None
+
+    @property
+    def upstream(self) -> str:
+        return f"http://127.0.0.1:{self.mock_port}"
+
+
+def start(system: System, ctx: Context, port: int) -> tuple[Server, str]:
+    """Start the system; return it and the URL that tells it is ready."""
+    if system.kind == "nginx":
+        config = nginx.proxy_config(ctx.run_dir, port, ctx.mock_port, system.workers)
+        return nginx.start("proxy", config, ctx.run_dir, ctx.sut_cpus), f"http://127.0.0.1:{port}/healthz"
+    if system.kind.startswith("gateway-"):
+        return _gateway(system, ctx, port), f"http://127.0.0.1:{port}/healthz"
+    if system.kind == "litellm":
+        return _litellm(system, ctx, port), f"http://127.0.0.1:{port}/health/liveliness"
+    raise ValueError(f"{system.kind} is not started by the harness")
+
+
+def _gateway(system: System, ctx: Context, port: int) -> Server:
+    policy = "minimal" if system.kind == "gateway-minimal" else "everything"
+    env: dict[str, str | None] = {"BENCH_UPSTREAM": ctx.upstream, "GATEWAY_LOG_LEVEL": "warning",
+                                  "PYTHONUNBUFFERED": "1"}
+    for name in os.environ:
+        if name.startswith("GATEWAY_") or name == "PROMETHEUS_MULTIPROC_DIR":
+            env[name] = None  # nothing inherited from the caller's shell
+    if policy == "minimal":
+        env["GATEWAY_ACCESS_LOG"] = "false"
+    else:
+        env["GATEWAY_REDIS_URL"] = ctx.redis_url
+        env["GATEWAY_ACCESS_LOG"] = "true"
+    gateway = Path(sys.executable).parent / "gateway"
+    argv = [*taskset(ctx.sut_cpus), str(gateway), "serve", "--policy", str(BENCH / "policies" / f"{policy}.yaml"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(system.workers)]
+    return Server(system.key, argv, ctx.run_dir / f"{system.key}.log", env=env, cwd=ctx.run_dir)
+
+
+def _litellm(system: System, ctx: Context, port: int) -> Server:
+    if ctx.litellm_bin is None:
+        raise RuntimeError("LiteLLM is not installed")
+    template = string.Template((BENCH / "litellm-config.yaml").read_text())
+    config = ctx.run_dir / "litellm-config.yaml"
+    config.write_text(template.substitute(BENCH_UPSTREAM=ctx.upstream))
+    env: dict[str, str | None] = {
+        # No network here: use the bundled price map, no telemetry, quiet logs.
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION",
+        "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True", "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": None, "REDIS_URL": None, "REDIS_HOST": None,
+    }
+    argv = [*taskset(ctx.sut_cpus), str(ctx.litellm_bin), "--config", str(config), "--host", "127.0.0.1",
+            "--port", str(port), "--num_workers", str(system.workers)]
+    return Server(system.key, argv, ctx.run_dir / f"{system.key}.log", env={**env, "HOME": os.environ.get("HOME", "/root")},
+                  cwd=ctx.run_dir)
