@@ -19,7 +19,9 @@ from harness.procs import Server, taskset
 BENCH = Path(__file__).resolve().parent.parent
 ROOT = BENCH.parent
 API_KEY = "sk-bench-support"
-"""The key of the `support` team in policies/everything.yaml."""
+"""The key of the `support` team in policies/everything.yaml (the other systems ignore it)."""
+LITELLM_MASTER_KEY = "sk-bench-litellm-5f0c8a3e9b7d41c6a2e8f1d4b6c9a7e3d2f5b8c1a4e7d0f3b6a9c2e5f8d1b4a7"
+"""LiteLLM refuses to start without a master key; its clients send this one instead."""
 
 KINDS = ("floor", "nginx", "gateway-minimal", "gateway-everything", "litellm")
 LABELS = {
@@ -57,7 +59,8 @@ class System:
         return LABELS[self.kind] + ("" if self.kind == "floor" else f", {self.workers} worker{'s' * (self.workers > 1)}")
 
     def target(self, port: int) -> Target:
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+        key = LITELLM_MASTER_KEY if self.kind == "litellm" else API_KEY
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         if self.kind in ("floor", "nginx"):
             # Path-based: the mock (and a pass-through in front of it) pick the answer by path.
             return Target(port, nginx.JSON_PATH, nginx.SSE_PATH, bodies.request_body(bodies.JSON_MODEL, False).decode(),
@@ -117,7 +120,7 @@ def _litellm(system: System, ctx: Context, port: int) -> Server:
         raise RuntimeError("LiteLLM is not installed")
     template = string.Template((BENCH / "litellm-config.yaml").read_text())
     config = ctx.run_dir / "litellm-config.yaml"
-    config.write_text(template.substitute(BENCH_UPSTREAM=ctx.upstream))
+    config.write_text(template.substitute(BENCH_UPSTREAM=ctx.upstream, BENCH_MASTER_KEY=LITELLM_MASTER_KEY))
     env: dict[str, str | None] = {
         # No network here: use the bundled price map, no telemetry, quiet logs.
         "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION",

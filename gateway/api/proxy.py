@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from gateway.api.access_log import AccessLog
 from gateway.api.auth import Identity, authenticate
-from gateway.api.sse import SSEResponse, sse_error
+from gateway.api.responses import AccountedResponse, SSEResponse, sse_error
 from gateway.api.validation import parse_json_object, validate
 from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
 from gateway.core.types import Decision, Endpoint, RequestFacts, Usage
@@ -42,6 +41,18 @@ class Call:
     facts: RequestFacts | None = None
     decision: Decision | None = None
     snapshot: PolicySnapshot | None = None
+
+
+@dataclass(slots=True)
+class _StreamState:
+    call: Call
+    execution: Execution
+    strip_usage: bool
+    usage: Usage | None = None
+    error: GatewayError | None = None
+    ok: bool = False
+    ttft: float | None = None
+    ended: bool = False
 
 
 class ProxyService:
@@ -66,6 +77,7 @@ class ProxyService:
 
     async def handle(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str], started: float) -> Response:
         call = Call(endpoint, headers.get("x-request-id") or uuid.uuid4().hex, started)
+        self.recorder.request_started(endpoint.value)
         try:
             body = self.route(endpoint, raw, headers, call)
             decision = call.decision
@@ -102,40 +114,51 @@ class ProxyService:
             raise
         headers_out = self._route_headers(call, execution)
         if execution.stream is not None:
-            return SSEResponse(self._relay(call, execution, strip_usage=not client_wants_usage), headers_out)
+            state = _StreamState(call, execution, strip_usage=not client_wants_usage)
+            return SSEResponse(self._relay(state), headers_out, on_close=lambda: self._end_stream(state))
         reply = execution.reply
         assert reply is not None
-        return Response(
-            reply.body, media_type="application/json", headers=headers_out,
-            background=BackgroundTask(self._finish, call, "ok", execution=execution, usage=reply.usage),
+        return AccountedResponse(
+            reply.body, headers_out, on_done=lambda: self._finish(call, "ok", execution=execution, usage=reply.usage),
         )
 
-    async def _relay(self, call: Call, execution: Execution, *, strip_usage: bool) -> AsyncIterator[bytes]:
-        stream = execution.stream
+    async def _relay(self, st: _StreamState) -> AsyncIterator[bytes]:
+        stream = st.execution.stream
         assert stream is not None
-        usage: Usage | None = None
-        error: GatewayError | None = None
-        ok = False
-        ttft = time.perf_counter() - call.started
+        st.ttft = time.perf_counter() - st.call.started
         try:
             yield stream.first
             async for event in stream:
                 if b'"usage":{' in event or b'"usage": {' in event:
-                    usage, is_usage_only = _usage_of(event)
-                    if strip_usage and is_usage_only:
+                    st.usage, is_usage_only = _usage_of(event)
+                    if st.strip_usage and is_usage_only:
                         continue
                 yield event
-            ok = True
+            st.ok = True
         except GatewayError as exc:
-            error = exc
+            st.error = exc
             yield sse_error(exc)
         finally:
-            await stream.aclose()
+            await self._end_stream(st)
+
+    async def _end_stream(self, st: _StreamState) -> None:
+        """Release the upstream and account for the stream, exactly once — also when the client left
+        before the first event was written and the relay never ran."""
+        if st.ended:
+            return
+        st.ended = True
+        execution = st.execution
+        assert execution.stream is not None
+        try:
+            await execution.stream.aclose()
+        finally:
+            usage = st.usage
             self.runtime.executor.stream_finished(
-                execution, ok=ok, ttft_s=ttft, output_tokens=usage.completion_tokens if usage else 0, error=error,
+                execution, ok=st.ok, ttft_s=st.ttft or 0.0, output_tokens=usage.completion_tokens if usage else 0,
+                error=st.error,
             )
-            outcome = "ok" if ok else "error" if error is not None else "cancelled"  # cancelled: the client left
-            self._finish(call, outcome, execution=execution, usage=usage, error=error, ttft=ttft)
+            outcome = "ok" if st.ok else "error" if st.error is not None else "cancelled"  # cancelled: the client left
+            self._finish(st.call, outcome, execution=execution, usage=usage, error=st.error, ttft=st.ttft)
 
     def _route_headers(self, call: Call, execution: Execution | None = None) -> dict[str, str]:
         headers = {"x-request-id": call.request_id, "x-gateway-decision-id": call.request_id}

@@ -71,6 +71,7 @@ class MetricsRecorder(ExecutorHooks):
         dep_name, provider, hosting = (dep.name, dep.type, dep.hosting) if dep else (NONE, NONE, NONE)
         model = self.model_label(o.model)
         team = self.team_label(o.team)
+        m.in_flight.labels(o.endpoint).dec()
         m.requests.labels(o.endpoint, model, dep_name, provider, hosting, team, o.outcome).inc()
         m.request_duration.labels(o.endpoint, model, dep_name, o.outcome).observe(o.duration_s)
         if o.upstream_s:
@@ -101,6 +102,15 @@ class MetricsRecorder(ExecutorHooks):
 
     def fallback(self, from_dep: str, to_dep: str, error: str) -> None:
         self.m.fallbacks.labels(from_dep, to_dep, error).inc()
+
+    def upstream_started(self, deployment: str) -> None:
+        self.m.upstream_in_flight.labels(deployment).inc()
+
+    def upstream_finished(self, deployment: str) -> None:
+        self.m.upstream_in_flight.labels(deployment).dec()
+
+    def request_started(self, endpoint: str) -> None:
+        self.m.in_flight.labels(endpoint).inc()
 
     def attempt(self, deployment: Deployment, seconds: float, error: GatewayError | None) -> None:
         outcome = "ok" if error is None else "error"

@@ -49,6 +49,8 @@ class ExecutorHooks:
     def retry(self, deployment: Deployment, error: GatewayError) -> None: ...
     def fallback(self, from_dep: str, to_dep: str, error: str) -> None: ...
     def attempt(self, deployment: Deployment, seconds: float, error: GatewayError | None) -> None: ...
+    def upstream_started(self, deployment: str) -> None: ...
+    def upstream_finished(self, deployment: str) -> None: ...
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -158,6 +160,7 @@ class Executor:
         stats = self._stats
         started = time.monotonic()
         stats.started(dep.name)
+        self._hooks.upstream_started(dep.name)
         try:
             if call.stream:
                 stream = await provider.open_stream(call)
@@ -167,6 +170,7 @@ class Executor:
                 execution = Execution(dep, reply=reply, started=started)
         except GatewayError as exc:
             stats.finished(dep.name)
+            self._hooks.upstream_finished(dep.name)
             seconds = time.monotonic() - started
             self._hooks.attempt(dep, seconds, exc)
             if isinstance(exc, UpstreamError) and exc.fault == "provider":
@@ -178,12 +182,14 @@ class Executor:
             raise
         except BaseException:
             stats.finished(dep.name)
+            self._hooks.upstream_finished(dep.name)
             if breaker is not None:
                 breaker.release_probe()
             raise
         execution.upstream_seconds = time.monotonic() - started
         if not call.stream:
             stats.finished(dep.name)
+            self._hooks.upstream_finished(dep.name)
             usage = execution.reply.usage if execution.reply else None
             stats.record_success(dep.name, execution.upstream_seconds * 1000, None, usage.completion_tokens if usage else 0)
             self._hooks.attempt(dep, execution.upstream_seconds, None)
@@ -199,6 +205,7 @@ class Executor:
             execution.gate.release()
             execution.gate = None
         self._stats.finished(dep.name)
+        self._hooks.upstream_finished(dep.name)
         total = time.monotonic() - execution.started
         breaker = self._breakers.get(dep.name)
         self._hooks.attempt(dep, total, error)

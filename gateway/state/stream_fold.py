@@ -179,3 +179,32 @@ def _fold_text_choice(choices: dict[int, dict[str, Any]], index: int, part: dict
     if isinstance(part.get("text"), str):
         acc["text"] += part["text"]
     _fold_common(acc, part, ("text",))
+
+
+class StreamCapture:
+    """Collects the events a relay passes on, to cache the answer once the stream has ended.
+
+    Feed it every upstream event (before any usage event is stripped for the client); past
+    ``max_bytes`` it stops collecting and ``completion()`` is ``None``, so huge answers are not cached.
+    """
+
+    __slots__ = ("_events", "_size", "_max", "overflow")
+
+    def __init__(self, max_bytes: int = 1024 * 1024) -> None:
+        self._events: list[bytes] = []
+        self._size = 0
+        self._max = max_bytes
+        self.overflow = False
+
+    def add(self, event: bytes) -> None:
+        if self.overflow:
+            return
+        self._size += len(event)
+        if self._size > self._max:
+            self.overflow = True
+            self._events.clear()
+            return
+        self._events.append(event)
+
+    def completion(self) -> dict[str, Any] | None:
+        return None if self.overflow else completion_from_stream(self._events)
