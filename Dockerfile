@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1.7
-#
 # Gateway image. The builder turns the package and every dependency into wheels and installs them
 # into /opt/venv; the runtime stage copies only that venv onto python:3.11-slim and runs as uid 10001.
 #

@@ -56,6 +56,7 @@ INSTALL = {
 
 # --- tools -------------------------------------------------------------------------------------------
 
+
 def _module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
@@ -78,7 +79,9 @@ def _compose_binary() -> str:
     path = str(binary) if binary and binary.is_file() else _tool("docker-compose")
     version = subprocess.run([path, "version", "--short"], capture_output=True, text=True, check=False)
     if version.returncode != 0 or not version.stdout.strip().startswith(("2.", "v2.")):
-        pytest.fail(f"{path} is not Compose v2 ({version.stdout or version.stderr}); {INSTALL['docker-compose']}")
+        pytest.fail(
+            f"{path} is not Compose v2 ({version.stdout or version.stderr}); {INSTALL['docker-compose']}"
+        )
     return path
 
 
@@ -87,6 +90,7 @@ def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 # --- rendering ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def helm() -> ModuleType:
@@ -108,8 +112,13 @@ def _render(case: str) -> tuple[list[dict[str, Any]], str]:
     helm = _module("helm_python")
     with helm.Chart.load(CHART) as chart:
         out = chart.render(_values(case), name=RELEASE, namespace=NAMESPACE, is_install=True)
-    docs = [doc for path, text in sorted(out.items()) if not path.endswith("NOTES.txt")
-            for doc in yaml.safe_load_all(text) if doc]
+    docs = [
+        doc
+        for path, text in sorted(out.items())
+        if not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
     notes = next((text for path, text in out.items() if path.endswith("NOTES.txt")), "")
     return docs, notes
 
@@ -124,14 +133,18 @@ def _find(case: str, kind: str, name: str) -> dict[str, Any] | None:
 
 def _get(case: str, kind: str, name: str) -> dict[str, Any]:
     doc = _find(case, kind, name)
-    assert doc is not None, f"{case}: no {kind}/{name} in {[(d['kind'], d['metadata']['name']) for d in _manifests(case)]}"
+    assert doc is not None, (
+        f"{case}: no {kind}/{name} in {[(d['kind'], d['metadata']['name']) for d in _manifests(case)]}"
+    )
     return doc
 
 
 def _gateway(case: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The gateway Deployment and its container."""
     deployment = _get(case, "Deployment", FULLNAME)
-    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "gateway")
+    container = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "gateway"
+    )
     return deployment, container
 
 
@@ -146,17 +159,35 @@ def _policy_files(case: str) -> dict[str, str]:
 
 # --- the chart: lint, schema, Kubernetes validation --------------------------------------------------
 
+
 def test_ci_values_cover_every_toggle() -> None:
     """Each optional part of the chart is switched on by at least one ci/ values file."""
     text = "\n".join(p.read_text() for p in CI_VALUES)
-    for toggle in ("autoscaling:", "serviceMonitor:", "prometheusRule:", "grafanaDashboard:", "persistence:",
-                   "existingSecret:", "existingConfigMap:", "urlSecret:", "url:", "fromChartFiles: true",
-                   "reload: false", "spec: null", "workers: 2", "minAvailable:"):
+    for toggle in (
+        "autoscaling:",
+        "serviceMonitor:",
+        "prometheusRule:",
+        "grafanaDashboard:",
+        "persistence:",
+        "existingSecret:",
+        "existingConfigMap:",
+        "urlSecret:",
+        "url:",
+        "fromChartFiles: true",
+        "reload: false",
+        "spec: null",
+        "workers: 2",
+        "minAvailable:",
+    ):
         assert toggle in text, f"no ci/ values file sets {toggle}"
     enabled = [yaml.safe_load(p.read_text()) for p in CI_VALUES]
     assert any(v.get("vllm", {}).get("enabled") for v in enabled)
-    assert any(v.get("redis", {}).get("enabled") is False and not v["redis"].get("url") and
-               not v["redis"].get("urlSecret") for v in enabled), "no ci/ case runs without Redis"
+    assert any(
+        v.get("redis", {}).get("enabled") is False
+        and not v["redis"].get("url")
+        and not v["redis"].get("urlSecret")
+        for v in enabled
+    ), "no ci/ case runs without Redis"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -211,10 +242,19 @@ def test_custom_resources(case: str) -> None:
         ({"redis": {"url": "http://redis:6379"}}, "/redis/url"),
         ({"service": {"type": "ExternalName"}}, "/service/type"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
-        ({"autoscaling": {"targetCPUUtilizationPercentage": 150}}, "/autoscaling/targetCPUUtilizationPercentage"),
+        (
+            {"autoscaling": {"targetCPUUtilizationPercentage": 150}},
+            "/autoscaling/targetCPUUtilizationPercentage",
+        ),
         ({"policy": {"active": "../etc/passwd"}}, "/policy/active"),
-        ({"policy": {"spec": {"deployments": {"x": {"type": "openai", "model": "m", "hosting": "cloud"}}}}},
-         "/policy/spec"),
+        (
+            {
+                "policy": {
+                    "spec": {"deployments": {"x": {"type": "openai", "model": "m", "hosting": "cloud"}}}
+                }
+            },
+            "/policy/spec",
+        ),
         ({"secrets": {"env": {"not-an-env-name": "x"}}}, "not-an-env-name"),
         ({"vllm": {"gpus": 0}}, "/vllm/gpus"),
         ({"vllm": {"policy": {"attributes": {"api_base": "http://elsewhere"}}}}, "/vllm/policy/attributes"),
@@ -245,8 +285,14 @@ def test_bad_values_file_fails_lint_and_render(helm: ModuleType, tmp_path: Path)
         ({"redis": {"enabled": True, "url": "redis://elsewhere:6379/0"}}, "not both"),
         ({"policy": {"active": "missing.yaml"}}, 'policy.active="missing.yaml"'),
         ({"vllm": {"enabled": True}}, "no API keys"),
-        ({"secrets": {"env": {"OPENAI_API_KEY": "sk-x"}}, "gateway": {"allowUnauthenticated": False}}, "no API keys"),
-        ({"autoscaling": {"enabled": True}, "resources": {"requests": {"cpu": None}}}, "resources.requests.cpu"),
+        (
+            {"secrets": {"env": {"OPENAI_API_KEY": "sk-x"}}, "gateway": {"allowUnauthenticated": False}},
+            "no API keys",
+        ),
+        (
+            {"autoscaling": {"enabled": True}, "resources": {"requests": {"cpu": None}}},
+            "resources.requests.cpu",
+        ),
     ],
 )
 def test_template_guards(helm: ModuleType, values: dict[str, Any], message: str) -> None:
@@ -255,6 +301,7 @@ def test_template_guards(helm: ModuleType, values: dict[str, Any], message: str)
 
 
 # --- the chart: what the manifests say ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", CASES)
 def test_gateway_pod_contract(case: str) -> None:
@@ -274,7 +321,10 @@ def test_gateway_pod_contract(case: str) -> None:
     # Writable only where needed: /tmp and the Prometheus multiprocess dir are emptyDirs.
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "emptyDir" in volumes[mounts["/tmp"]["name"]] and "emptyDir" in volumes[mounts["/tmp/metrics"]["name"]]
+    assert (
+        "emptyDir" in volumes[mounts["/tmp"]["name"]]
+        and "emptyDir" in volumes[mounts["/tmp/metrics"]["name"]]
+    )
     if int(env["GATEWAY_WORKERS"]) > 1:
         assert env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/metrics"
     else:
@@ -339,14 +389,21 @@ def test_redis_wiring(case: str) -> None:
         assert bundled is not None
         pod = bundled["spec"]["template"]["spec"]
         assert pod["containers"][0]["image"].startswith("redis:7")
-        assert service["spec"]["selector"].items() <= bundled["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            service["spec"]["selector"].items() <= bundled["spec"]["template"]["metadata"]["labels"].items()
+        )
         assert pod["securityContext"]["runAsNonRoot"] is True
         persistent = redis.get("persistence", {}).get("enabled", False)
         assert ("volumeClaimTemplates" in bundled["spec"]) is persistent
         args = pod["containers"][0]["args"]
         assert args[args.index("--appendonly") + 1] == ("yes" if persistent else "no")
         policy = _get(case, "NetworkPolicy", f"{FULLNAME}-redis")
-        assert policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+        assert (
+            policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"][
+                "app.kubernetes.io/component"
+            ]
+            == "gateway"
+        )
     else:
         assert url is None and bundled is None
 
@@ -358,7 +415,11 @@ def test_autoscaling_and_disruption_budget(case: str) -> None:
     hpa = _find(case, "HorizontalPodAutoscaler", FULLNAME)
     if values.get("autoscaling", {}).get("enabled"):
         assert hpa is not None and hpa["apiVersion"] == "autoscaling/v2"
-        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": FULLNAME,
+        }
         assert hpa["spec"]["minReplicas"] == values["autoscaling"]["minReplicas"]
         assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} >= {"cpu"}
         assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
@@ -367,7 +428,10 @@ def test_autoscaling_and_disruption_budget(case: str) -> None:
     pdb = _find(case, "PodDisruptionBudget", FULLNAME)
     if values.get("podDisruptionBudget", {}).get("enabled", True):
         assert pdb is not None
-        assert pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            pdb["spec"]["selector"]["matchLabels"].items()
+            <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
     else:
         assert pdb is None
 
@@ -456,7 +520,9 @@ def test_rendered_policies_pass_gateway_policy_check(case: str, tmp_path: Path) 
         (tmp_path / name).write_text(text)
         paths.append(str(tmp_path / name))
     # Stand-ins for the ${VARS} without a default (vendor keys) the policies read, as the Secret provides them.
-    referenced = {name for text in files.values() for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)}
+    referenced = {
+        name for text in files.values() for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)
+    }
     env = {name: "test-value" for name in referenced} | dict(os.environ)
     result = _run([sys.executable, "-m", "gateway", "policy", "check", *paths], env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -466,7 +532,9 @@ def test_observability_resources_use_the_shared_files() -> None:
     dashboard = _get("all-on-values", "ConfigMap", f"{FULLNAME}-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard["metadata"]["namespace"] == "monitoring"
-    assert dashboard["data"]["gateway-dashboard.json"] == DASHBOARD.read_text(), "the dashboard must ship unchanged"
+    assert dashboard["data"]["gateway-dashboard.json"] == DASHBOARD.read_text(), (
+        "the dashboard must ship unchanged"
+    )
     rule = _get("all-on-values", "PrometheusRule", FULLNAME)
     assert rule["spec"] == yaml.safe_load(ALERTS.read_text())
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -476,15 +544,21 @@ def test_observability_resources_use_the_shared_files() -> None:
 
 # --- one dashboard, one rules file -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("link", "target"), [
-    (CHART / "files" / "gateway-dashboard.json", DASHBOARD),
-    (CHART / "files" / "alerts.yml", ALERTS),
-    (CHART / "files" / "policies", ROOT / "policies"),
-])
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        (CHART / "files" / "gateway-dashboard.json", DASHBOARD),
+        (CHART / "files" / "alerts.yml", ALERTS),
+        (CHART / "files" / "policies", ROOT / "policies"),
+    ],
+)
 def test_chart_files_link_to_the_shared_files(link: Path, target: Path) -> None:
     """Helm follows symlinks inside a chart (checked by rendering above and packaging below), so the chart
     links to observability/ and policies/ instead of keeping copies that could drift."""
-    assert link.is_symlink(), f"{link} must be a symlink to {target} (a checkout without symlink support breaks it)"
+    assert link.is_symlink(), (
+        f"{link} must be a symlink to {target} (a checkout without symlink support breaks it)"
+    )
     assert not Path(os.readlink(link)).is_absolute()
     assert link.resolve() == target.resolve()
 
@@ -493,7 +567,10 @@ def test_packaged_chart_contains_the_shared_files(helm: ModuleType, tmp_path: Pa
     archive = helm.package(CHART, destination=tmp_path)
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        for inside, source in (("gateway/files/gateway-dashboard.json", DASHBOARD), ("gateway/files/alerts.yml", ALERTS)):
+        for inside, source in (
+            ("gateway/files/gateway-dashboard.json", DASHBOARD),
+            ("gateway/files/alerts.yml", ALERTS),
+        ):
             assert members[inside].isfile(), f"{inside} should be packaged as a file, not a link"
             assert tar.extractfile(members[inside]).read() == source.read_bytes()
         assert not any(name.startswith("gateway/ci/") for name in members), ".helmignore keeps ci/ out"
@@ -505,7 +582,12 @@ def test_observability_files_are_valid() -> None:
     rules = yaml.safe_load(ALERTS.read_text())
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     assert "GatewayDown" in alerts
-    assert any('job="gateway"' in r["expr"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == "GatewayDown")
+    assert any(
+        'job="gateway"' in r["expr"]
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "GatewayDown"
+    )
 
 
 # --- docker compose ----------------------------------------------------------------------------------
@@ -522,7 +604,9 @@ def _compose(*args: str, env_file: str = ".env.example") -> subprocess.Completed
     # A fixed env file, and no COMPOSE_* from the caller's environment: the result must not depend on a
     # developer's own .env.
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    return _run([_compose_binary(), "--env-file", env_file, "--file", str(COMPOSE_FILE), *args], cwd=ROOT, env=env)
+    return _run(
+        [_compose_binary(), "--env-file", env_file, "--file", str(COMPOSE_FILE), *args], cwd=ROOT, env=env
+    )
 
 
 @pytest.mark.parametrize("profile", [None, *COMPOSE_PROFILES])
@@ -553,7 +637,9 @@ def test_compose_profiles_start_one_model_server(profile: str) -> None:
     assert {p["host_ip"] for s in services.values() for p in s.get("ports", [])} == {"127.0.0.1"}
     if profile == "sim":
         assert env["GATEWAY_ALLOW_UNAUTHENTICATED"] == "true"
-        assert all("llama" not in s["image"] and "vllm" not in s["image"] for s in services.values()), "no model download"
+        assert all("llama" not in s["image"] and "vllm" not in s["image"] for s in services.values()), (
+            "no model download"
+        )
     server = next(s for s in COMPOSE_PROFILES[profile] if not s.startswith("gateway"))
     assert "model-server" in services[server]["networks"]["default"]["aliases"]
     assert "gateway" in gateway["networks"]["default"]["aliases"]
@@ -562,25 +648,39 @@ def test_compose_profiles_start_one_model_server(profile: str) -> None:
 def test_compose_gateway_defaults_to_requiring_keys() -> None:
     """Without an .env the cpu gateway does not serve unauthenticated; .env.example opts in for laptops."""
     bare = _compose("--profile", "cpu", "config", "--format", "json", env_file=os.devnull)
-    assert json.loads(bare.stdout)["services"]["gateway"]["environment"]["GATEWAY_ALLOW_UNAUTHENTICATED"] == "false"
+    assert (
+        json.loads(bare.stdout)["services"]["gateway"]["environment"]["GATEWAY_ALLOW_UNAUTHENTICATED"]
+        == "false"
+    )
     laptop = _compose("--profile", "cpu", "config", "--format", "json")
-    assert json.loads(laptop.stdout)["services"]["gateway"]["environment"]["GATEWAY_ALLOW_UNAUTHENTICATED"] == "true"
+    assert (
+        json.loads(laptop.stdout)["services"]["gateway"]["environment"]["GATEWAY_ALLOW_UNAUTHENTICATED"]
+        == "true"
+    )
 
 
 def test_compose_uses_the_shared_observability_files() -> None:
     services = json.loads(_compose("--profile", "sim", "config", "--format", "json").stdout)["services"]
-    sources = {Path(v["source"]): v["target"] for s in ("prometheus", "grafana") for v in services[s]["volumes"]
-               if v["type"] == "bind"}
+    sources = {
+        Path(v["source"]): v["target"]
+        for s in ("prometheus", "grafana")
+        for v in services[s]["volumes"]
+        if v["type"] == "bind"
+    }
     assert DASHBOARD in sources and ALERTS in sources
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     rule_globs = prometheus["rule_files"]
     assert any(Path(sources[ALERTS]).match(g) for g in rule_globs), (sources[ALERTS], rule_globs)
     jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in prometheus["scrape_configs"]}
-    assert jobs["gateway"] == ["gateway:8080"], "the alerts select job=\"gateway\""
+    assert jobs["gateway"] == ["gateway:8080"], 'the alerts select job="gateway"'
     assert jobs["model-server"] == ["model-server:8000"]
-    provider = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "gateway.yml").read_text())
+    provider = yaml.safe_load(
+        (ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "gateway.yml").read_text()
+    )
     assert Path(sources[DASHBOARD]).parent == Path(provider["providers"][0]["options"]["path"])
-    datasource = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    datasource = yaml.safe_load(
+        (ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
 
 
@@ -592,10 +692,17 @@ def test_env_example_documents_every_variable() -> None:
     assert used - documented == set()
 
 
-@pytest.mark.parametrize("env", [
-    {},  # profile cpu: llama.cpp
-    {"SELF_HOSTED_TYPE": "vllm", "SELF_HOSTED_MODEL": "qwen2.5-7b-instruct", "SELF_HOSTED_CONTEXT_WINDOW": "16384"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # profile cpu: llama.cpp
+        {
+            "SELF_HOSTED_TYPE": "vllm",
+            "SELF_HOSTED_MODEL": "qwen2.5-7b-instruct",
+            "SELF_HOSTED_CONTEXT_WINDOW": "16384",
+        },
+    ],
+)
 def test_compose_policies_check_and_pass_their_golden_cases(env: dict[str, str]) -> None:
     paths = [str(ROOT / "policies" / "compose.yaml"), str(ROOT / "policies" / "compose-sim.yaml")]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SELF_HOSTED_")} | env
@@ -605,6 +712,7 @@ def test_compose_policies_check_and_pass_their_golden_cases(env: dict[str, str])
 
 
 # --- Dockerfile --------------------------------------------------------------------------------------
+
 
 def _stages() -> list[list[Any]]:
     dockerfile = _module("dockerfile")
@@ -642,8 +750,11 @@ def test_dockerfile_hadolint() -> None:
 
 
 def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
-    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*", "allowlist: ignore everything, then re-include"
     included = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert {"gateway", "pyproject.toml", "policies"} <= included

@@ -75,11 +75,11 @@ deployments:
     origin: US
     price: {{input_per_mtok: 2.5, output_per_mtok: 10}}
     capabilities: [tools, json_schema, vision]
-  flaky-self:          # its first 3 upstream calls fail: retries, a fallback, an error ratio over 5%
+  flaky-self:          # about 1 call in 4 fails (seeded): retries, fallbacks, an error ratio over 5%
     type: vllm
     model: qwen2.5-7b-flaky-replica
     api_base: {sim}/v1
-    headers: {{x-sim-fault: "fail_first=3;status=503", x-sim-ttft-ms: "15"}}
+    headers: {{x-sim-fault: "flaky=0.25;status=503", x-sim-ttft-ms: "15"}}
     hosting: self
     price: {{gpu_hour_usd: 2.0, tokens_per_second: 2000}}
     retry: {{attempts: 2, backoff_initial_ms: 1}}

@@ -51,12 +51,12 @@ def _probe(target: Target, nonce: str) -> dict[str, str]:
 
 
 def _saturated(pids: Callable[[], list[int]], server: procs.Server, target: Target, stream: bool,
-               cfg: PhaseConfig, duration: float, tag: str) -> dict:
+               cfg: PhaseConfig, duration: float, tag: str, side_pids: list[int]) -> dict:
     path, body = (target.sse_path, target.sse_body) if stream else (target.json_path, target.json_body)
     script = wrk.write_script(cfg.run_dir / f"wrk-{'sse' if stream else 'json'}-{target.port}.lua", path, body,
                               bodies.NONCE, target.headers)
     before_pids = pids()
-    cpu0 = procs.cpu_seconds(before_pids)
+    cpu0, side0 = procs.cpu_seconds(before_pids), procs.cpu_seconds(side_pids)
     with procs.RssSampler(server) as rss:
         result = wrk.run(f"http://127.0.0.1:{target.port}{path}", script, duration, cfg.connections,
                          cfg.wrk_threads, f"{cfg.nonce}-{tag}", cfg.load_cpus)
@@ -65,6 +65,9 @@ def _saturated(pids: Callable[[], list[int]], server: procs.Server, target: Targ
     out["cpu_s"] = round(cpu, 3)
     out["cpu_ms_per_req"] = round(cpu * 1000 / result.requests, 4) if result.requests else None
     out["rss_peak_mb"] = round(rss.peak / 2**20, 1)
+    if side_pids and result.requests:
+        # Redis works for the gateway but is not in its process tree: reported apart.
+        out["side_cpu_ms_per_req"] = round((procs.cpu_seconds(side_pids) - side0) * 1000 / result.requests, 4)
     return out
 
 
@@ -89,8 +92,10 @@ def _openloop(pids: Callable[[], list[int]], target: Target, stream: bool, rate:
     return result
 
 
-def measure(server: procs.Server, target: Target, cfg: PhaseConfig) -> dict:
-    """Every measurement of one running system (see the module docstring)."""
+def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: list[int] = ()) -> dict:
+    """Every measurement of one running system (see the module docstring). ``side_pids``: helper processes
+    outside the system's tree (Redis) whose CPU time per request is reported apart."""
+    side_pids = list(side_pids)
     pids = server.pids
     headers = {}
     for i in range(3):
@@ -99,9 +104,11 @@ def measure(server: procs.Server, target: Target, cfg: PhaseConfig) -> dict:
     result: dict = {"probe_headers": headers, "rss_idle_mb": round(procs.rss_bytes(pids()) / 2**20, 1),
                     "processes": len(pids())}
     for stream in (False, True):
-        _saturated(pids, server, target, stream, cfg, cfg.warmup, f"warm-{target.port}")
-    result["saturated_json"] = _saturated(pids, server, target, False, cfg, cfg.duration, f"sj-{target.port}")
-    result["saturated_sse"] = _saturated(pids, server, target, True, cfg, cfg.duration, f"ss-{target.port}")
+        _saturated(pids, server, target, stream, cfg, cfg.warmup, f"warm-{target.port}", [])
+    result["saturated_json"] = _saturated(pids, server, target, False, cfg, cfg.duration, f"sj-{target.port}",
+                                          side_pids)
+    result["saturated_sse"] = _saturated(pids, server, target, True, cfg, cfg.duration, f"ss-{target.port}",
+                                         side_pids)
     result["rss_load_mb"] = max(result["saturated_json"]["rss_peak_mb"], result["saturated_sse"]["rss_peak_mb"])
     capacity = result["saturated_json"]["rps"]
     result["latency"] = {}

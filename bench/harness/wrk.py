@@ -74,7 +74,7 @@ class WrkResult:
 
 def write_script(path: Path, url_path: str, body_template: str, marker: str, headers: dict[str, str]) -> Path:
     head, _, tail = body_template.partition(marker)
-    lua_headers = "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()) + "}"
+    lua_headers = "{" + ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()) + "}"
     path.write_text(_SCRIPT.format(path=_lua_string(url_path), head=_lua_string(head), tail=_lua_string(tail),
                                    headers=lua_headers))
     return path

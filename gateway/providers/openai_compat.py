@@ -140,6 +140,15 @@ class OpenAICompatProvider:
             await self._session.close()
 
 
+def _check_json(event: bytes, name: str) -> None:
+    """Parse (not re-encode) the event's JSON: a malformed event ends the stream with a clear error
+    instead of reaching the client's SDK as garbage; before the first byte it triggers a fallback."""
+    try:
+        orjson.loads(event[5:])
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(f"deployment {name!r} sent a malformed stream event") from None
+
+
 async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> AsyncIterator[bytes]:
     """Yield complete SSE events (each ending in a blank line) as the upstream sent them."""
     content = resp.content
@@ -168,6 +177,8 @@ async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> A
                 event, buffer = buffer[: end + cut], buffer[end + cut :]
                 if event.startswith(_DONE):
                     done = True
+                elif event.startswith(b"data:"):
+                    _check_json(event, name)
                 yield event
             if done:
                 break

@@ -8,6 +8,7 @@ refused without touching the upstream; after ``open_seconds`` one probe call is 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,7 +24,7 @@ class BreakerState(IntEnum):
 class CircuitBreaker:
     __slots__ = (
         "name", "consecutive_failures", "failure_ratio", "window", "min_calls", "open_seconds",
-        "_state", "_failures_in_row", "_recent", "_opened_at", "_probe_out", "_clock", "_on_change",
+        "_state", "_failures_in_row", "_recent", "_opened_at", "_probe_out", "_clock", "_on_change", "_timer",
     )
 
     def __init__(
@@ -51,6 +52,7 @@ class CircuitBreaker:
         self._probe_out = False
         self._clock = clock
         self._on_change = on_change
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -117,6 +119,19 @@ class CircuitBreaker:
         self._opened_at = self._clock()
         self._probe_out = False
         self._set(BreakerState.OPEN)
+        # Announce half-open when it is due, not only when someone looks: the engine drops open
+        # deployments, so without this nobody would ever look again and the breaker would stay open.
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            self._timer = asyncio.get_running_loop().call_later(self.open_seconds, self._half_open_due)
+        except RuntimeError:
+            self._timer = None  # no loop (unit tests with a fake clock): the lazy check in `state` applies
+
+    def _half_open_due(self) -> None:
+        self._timer = None
+        if self._state is BreakerState.OPEN:
+            self._set(BreakerState.HALF_OPEN)
 
     def _set(self, state: BreakerState) -> None:
         if state is not self._state:

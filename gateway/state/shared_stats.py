@@ -5,10 +5,9 @@ Each process publishes, every couple of seconds, its ``LiveStats.export()`` (per
 and the deployments whose circuit breaker is open, as one field of a Redis hash stamped with the
 server's time. ``fetch`` merges the fresh fields of every process (stale ones, from processes that
 stopped publishing for ``ttl_s``, are deleted): each number is the mean over processes weighted by
-their ``samples`` (1 when absent), ignoring processes that have no value (absent when none has one);
-``samples`` is summed;
-``breaker_open`` counts the processes whose breaker for that deployment is open, ``processes`` the
-processes reporting it. Both calls never raise: on a backend failure publish returns False and
+their ``samples`` (1 when absent), ignoring processes that have no value (absent when none has
+one); ``samples`` is summed; ``breaker_open`` counts the processes whose breaker for that deployment
+is open, ``processes`` the processes reporting it. Both calls never raise: on a backend failure publish returns False and
 fetch returns ``{}``.
 
 Typical use, from a background task of the composition root::

@@ -109,13 +109,13 @@ class SpendRecorder:
         """Wait until everything recorded so far has been counted (tests, shutdown)."""
         await self._queue.join()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Flush what is queued (up to ``timeout`` seconds), then stop the worker."""
+    async def stop(self, flush_seconds: float = 5.0) -> None:
+        """Flush what is queued (up to ``flush_seconds``), then stop the worker."""
         worker, self._worker = self._worker, None
         if worker is None:
             return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(flush_seconds):
                 await self._queue.join()
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):

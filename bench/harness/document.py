@@ -1,0 +1,118 @@
+"""A run's results as the terminal table, as ``RESULTS.md``, and as the chart."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness import report
+
+METHOD = """\
+- **Floor**: the load generator straight against the mock upstream (nginx {nginx} from Debian returning a
+  fixed 617-byte `chat.completion` and a 24-event SSE stream; it reads no body). Every "added" latency is
+  the system's percentile minus the floor's at the same rate, in the same run.
+- **Saturated throughput**: wrk, {connections} keep-alive connections, {duration:g} s per kind after
+  {warmup:g} s of warm-up; every body is unique (a nonce in the prompt), so the gateway's cache lookups miss.
+  Only 2xx answers count.
+- **CPU per request**: utime+stime of the system's whole process tree (from `/proc/<pid>/stat`) over the
+  saturated run, divided by the requests served. For the floor that is the mock's own cost. Redis, which
+  the "everything on" gateway uses but which is not in its tree, is reported apart in results.json
+  (`side_cpu_ms_per_req`).
+- **Added latency**: an open-loop generator (Python, uvloop, httptools; one process) sends at a fixed
+  schedule ({rates} requests/s, {latency_duration:g} s each) and measures from each request's scheduled send
+  time, so a slow system cannot slow the schedule (no coordinated omission). A rate the system could not
+  sustain in the saturated run is not attempted and is marked *saturated*.
+- **TTFT**: streamed requests at {ttft_rate:g} requests/s, time until the first SSE `data:` line.
+- **RSS**: summed over the process tree (pages shared by forked workers count in each); *idle* after three
+  single requests and a one-second pause, *load* the peak sampled every 250 ms during the saturated runs.
+- **Pinning**: with one worker, the system under test runs on core {sut_core} and everything else (wrk, the
+  open-loop generator, the mock, a Redis the harness started) on the other core(s); with as many workers
+  as cores nothing is pinned and all share every core, so on a 2-core machine the 2-worker rows also
+  compete with the load generator and the mock (compare with nginx's own 1→2 scaling).
+- LiteLLM runs with a master key (it refuses to start without one) and nothing else: no database, cache,
+  rate limits or callbacks, its lightest setup. The gateway's "everything on" policy
+  (`bench/policies/everything.yaml`) adds API keys for three teams, eight rules, the sensitive-data scan,
+  the cache (lookup miss + store), Redis rate limits and budgets, metrics and the JSON access log.
+"""
+
+
+def _tables(doc: dict, rates: tuple[float, ...], render) -> list[str]:
+    systems, derived = doc["systems"], doc["derived"]
+    return [
+        "Throughput, CPU and memory (ratios: × LiteLLM with the same worker count; of floor: share of the "
+        "mock's own rate)",
+        render(report.throughput_rows(systems, derived)),
+        "Latency added over the floor (floor row: absolute), open loop; TTFT for streams",
+        render(report.latency_rows(systems, derived, rates)),
+        "Targets",
+        render(report.target_rows(doc["targets"])),
+    ]
+
+
+def _checks(doc: dict) -> list[str]:
+    """What the 'everything on' gateway said it did: a benchmark of features that were silently off is no
+    benchmark of them."""
+    notes = []
+    for key, res in doc["systems"].items():
+        if res.get("kind") != "gateway-everything" or res.get("error"):
+            continue
+        headers = res.get("probe_headers", {})
+        cache = {k: v for k, v in headers.items() if "cache" in k}
+        notes.append(f"{key}: response headers {cache or 'show no cache status'}; rule "
+                     f"{headers.get('x-gateway-rule', '?')!r}; Redis keys after the run: {res.get('redis_keys_after')}")
+    return notes
+
+
+def terminal(doc: dict, rates: tuple[float, ...]) -> str:
+    parts = _tables(doc, rates, report.text_table)
+    out = []
+    for i in range(0, len(parts), 2):
+        out += ["", parts[i], "", parts[i + 1]]
+    out += ["", *_checks(doc)]
+    for key, res in doc["systems"].items():
+        if res.get("error"):
+            out.append(f"{key} FAILED: {res['error']}")
+    return "\n".join(out)
+
+
+def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str:
+    meta, s = doc["meta"], doc["meta"]["settings"]
+    m, v = meta["machine"], meta["versions"]
+    parts = _tables(doc, rates, report.md_table)
+    lines = ["# Benchmark results", ""]
+    if meta.get("smoke"):
+        lines += ["**Smoke run: a few seconds per phase, figures are not meaningful.**", ""]
+    lines += [
+        f"Measured {meta['started']} with one command:", "", "```", meta["command"], "```", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Linux {m['kernel']} "
+        f"(load average at start {', '.join(map(str, m['load_average_at_start']))}).", "",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
+    ]
+    for i in range(0, len(parts), 2):
+        lines += [f"## {parts[i].split(' (')[0]}", "", parts[i], "", parts[i + 1], ""]
+    if chart_name:
+        lines += [f"![throughput and added latency per system]({chart_name})", ""]
+    checks = _checks(doc)
+    if checks:
+        lines += ["## What the 'everything on' gateway reported", "", *[f"- {c}" for c in checks], ""]
+    failed = [f"- {k}: {r['error']}" for k, r in doc["systems"].items() if r.get("error")]
+    if failed:
+        lines += ["## Systems that failed", "", *failed, ""]
+    sut = m["usable_cores"][0] if m["usable_cores"] else 0
+    lines += ["## Method", "", METHOD.format(
+        nginx=v.get("nginx", "?"), connections=s["connections"], duration=s["duration"], warmup=s["warmup"],
+        rates=", ".join(f"{float(r):g}" for r in s["rates"].split(",")), latency_duration=s["latency_duration"],
+        ttft_rate=s["ttft_rate"], sut_core=sut)]
+    lines += ["Raw figures, every percentile and error count: `bench/out/results.json`; logs and configs of the "
+              "run: `bench/out/run-*/`.", ""]
+    return "\n".join(lines)
+
+
+def chart(doc: dict, rates: tuple[float, ...], path: Path) -> Path | None:
+    try:
+        from harness import chart as chart_module
+    except ImportError as exc:
+        print(f"bench: no chart ({exc}); `bash bench/install-tools.sh` installs matplotlib", file=sys.stderr)
+        return None
+    chart_module.draw(doc, rates, path)
+    return path

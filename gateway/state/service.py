@@ -1,0 +1,74 @@
+"""``StateService``: the state layer as the composition root sees it, built from two settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.state.backend import StateBackend
+from gateway.state.budget import BudgetChecker
+from gateway.state.cache import ResponseCache
+from gateway.state.guard import ErrorHook, HealthHook
+from gateway.state.memory import MemoryBackend
+from gateway.state.ratelimit import RateLimiter
+from gateway.state.shared_stats import SharedStats
+from gateway.state.spend import SpendRecorder
+
+
+class StateService:
+    """One backend and the services on top of it: ``cache``, ``limiter``, ``budgets``, ``spend``, ``shared_stats``."""
+
+    def __init__(self, backend: StateBackend, *, on_health: HealthHook | None = None, window_s: int = 60) -> None:
+        self.backend = backend
+        self.cache = ResponseCache(backend)
+        self.limiter = RateLimiter(backend, window_s=window_s)
+        self.budgets = BudgetChecker(backend)
+        self.spend = SpendRecorder(backend)
+        self.shared_stats = SharedStats(backend)
+        self._on_health = on_health
+
+    @classmethod
+    def from_settings(
+        cls,
+        redis_url: str | None,
+        timeout: float = 0.25,
+        on_error: ErrorHook | None = None,
+        on_health: HealthHook | None = None,
+        **redis_options: Any,
+    ) -> StateService:
+        """Redis when ``redis_url`` is set (``redis://``, ``rediss://``, ``unix://``), else in-process.
+
+        ``on_error(operation)`` is called for each failed Redis call (wire it to ``gateway_redis_errors_total``),
+        ``on_health(up)`` whenever Redis goes down or comes back (``gateway_redis_up``). ``redis_options``:
+        ``prefix``, ``max_connections``, ``cooldown`` (see ``RedisBackend``).
+        """
+        if not redis_url:
+            return cls(MemoryBackend(), on_health=on_health)
+        from gateway.state.redis_backend import RedisBackend  # redis is imported only when configured
+
+        backend = RedisBackend(redis_url, timeout=timeout, on_error=on_error, on_health=on_health, **redis_options)
+        return cls(backend, on_health=on_health)
+
+    @property
+    def kind(self) -> str:
+        """``memory`` or ``redis``."""
+        return self.backend.name
+
+    @property
+    def healthy(self) -> bool:
+        return self.backend.healthy
+
+    async def ping(self) -> bool:
+        """Whether the backend answers now; for ``/readyz``. Never raises."""
+        return await self.backend.ping()
+
+    async def start(self) -> None:
+        """Start the spend worker and report the initial health (an unreachable Redis does not stop startup)."""
+        await self.spend.start()
+        up = await self.backend.ping()
+        if self._on_health is not None and up:
+            self._on_health(True)  # the guard only reports changes; say "up" once at start
+
+    async def aclose(self) -> None:
+        """Flush pending spend (bounded wait), then close connections."""
+        await self.spend.stop()
+        await self.backend.aclose()
