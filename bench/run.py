@@ -52,7 +52,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.systems = "floor,nginx,gateway-minimal,gateway-everything"
-        args.workers, args.duration, args.latency_duration, args.warmup, args.connections = "1", 1, 1, 1, 16
+        args.workers, args.duration, args.latency_duration, args.warmup, args.connections = "1", 1, 1, 0, 16
+        args.rates = "25,200"
     return args
 
 
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         mock.wait_ready(f"http://127.0.0.1:{mock_port}/healthz", timeout=20)
         ctx = systems.Context(run_dir.resolve(), mock_port, args.redis_url, None, litellm_bin)
         cfg = phases.PhaseConfig(run_dir, args.duration, args.latency_duration, rates, args.ttft_rate,
-                                 args.connections, args.wrk_threads, args.warmup, stamp, None)
+                                 args.connections, args.wrk_threads, args.warmup, stamp, None,
+                                 idle_pause=0.3 if args.smoke else 1.0)
         for system in plan:
             print(f"bench: {system.label} ...", file=sys.stderr, flush=True)
             try:

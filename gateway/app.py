@@ -30,8 +30,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     access_log = AccessLog(enabled=settings.access_log)
 
     def install(loaded: LoadedPolicy) -> None:
+        initial = not runtime.ready
         snapshot = runtime.install(loaded)
-        recorder.policy_installed(loaded.policy, loaded.version, snapshot.loaded_at)
+        recorder.policy_installed(loaded.policy, loaded.version, snapshot.loaded_at, initial=initial)
 
     reloader = PolicyReloader(
         settings.policy, install, on_failure=lambda _: metrics.policy_reloads.labels("failure").inc(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -13,7 +13,7 @@ from gateway.policy.models import RateLimit
 from gateway.state import window
 from gateway.state.backend import StateBackend
 from gateway.state.memory import MemoryBackend
-from gateway.state.ratelimit import RateLimiter, RateLimitExceeded
+from gateway.state.ratelimit import RateLimiter, RateLimitExceeded, RateTicket
 from tests.test_state_support import redis_backend
 
 W = 60_000
@@ -238,20 +238,28 @@ async def _away_from_window_edge() -> None:
         await asyncio.sleep((W - into) / 1000 + 0.05)
 
 
-async def _admitted(limiters: list[RateLimiter], n: int, acquire: Callable[[RateLimiter], object]) -> int:
+async def _admitted(limiters: list[RateLimiter], n: int, acquire: Callable[[RateLimiter], Awaitable[RateTicket]]) -> int:
+    """How many of ``n`` concurrent requests were admitted; none may have been let in by failing open."""
+
     async def one(i: int) -> bool:
         try:
-            await acquire(limiters[i % len(limiters)])  # type: ignore[misc]
-            return True
+            ticket = await acquire(limiters[i % len(limiters)])
         except RateLimitExceeded:
             return False
+        assert not ticket.degraded
+        return True
 
     return sum(await asyncio.gather(*(one(i) for i in range(n))))
 
 
+# These tests check atomicity, not latency: a generous timeout keeps a loaded CI machine from turning
+# slow calls into fail-open admissions (timeouts have their own tests in test_state_failure.py).
+SLOW_OK = {"timeout": 5.0}
+
+
 async def test_exactly_the_limit_is_admitted_across_two_processes() -> None:
     """200 concurrent requests, two backends with their own connection pools, one limit of 50/min."""
-    async with redis_backend() as first, redis_backend(prefix=first.prefix) as second:
+    async with redis_backend(**SLOW_OK) as first, redis_backend(prefix=first.prefix, **SLOW_OK) as second:
         limiters = [RateLimiter(first), RateLimiter(second)]
         await _away_from_window_edge()
         rl = RateLimit(requests_per_minute=50)
@@ -262,7 +270,7 @@ async def test_exactly_the_limit_is_admitted_across_two_processes() -> None:
 
 
 async def test_tokens_exact_under_concurrency_across_two_processes() -> None:
-    async with redis_backend() as first, redis_backend(prefix=first.prefix) as second:
+    async with redis_backend(**SLOW_OK) as first, redis_backend(prefix=first.prefix, **SLOW_OK) as second:
         limiters = [RateLimiter(first), RateLimiter(second)]
         await _away_from_window_edge()
         key_rl, team_rl = RateLimit(requests_per_minute=1000, tokens_per_minute=10_000), RateLimit(tokens_per_minute=7_000)

@@ -46,7 +46,7 @@ def draw(doc: dict, rates: tuple[float, ...], path: Path) -> None:
         pos = [i - 0.4 + width * (n + 0.5) for i in y]
         ax2.barh(pos, values, height=width, color=colours[n % len(colours)], label=f"{q} @ {rate:g} req/s")
         for i, k in enumerate(keys):
-            if k != "floor" and derived[k].get(f"saturated_{r}"):
+            if q == "p50" and k != "floor" and derived[k].get(f"saturated_{r}"):
                 ax2.text(0.2, pos[i], "saturated", va="center", fontsize=7, color="#555")
     ax2.axvline(0, color="black", linewidth=0.6)
     ax2.set_xlabel("ms added over the floor, open loop")

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ class PhaseConfig:
     warmup: float
     nonce: str
     load_cpus: set[int] | None
+    idle_pause: float = 1.0
 
 
 def _probe(target: Target, nonce: str) -> dict[str, str]:
@@ -92,7 +93,7 @@ def _openloop(pids: Callable[[], list[int]], target: Target, stream: bool, rate:
     return result
 
 
-def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: list[int] = ()) -> dict:
+def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: Sequence[int] = ()) -> dict:
     """Every measurement of one running system (see the module docstring). ``side_pids``: helper processes
     outside the system's tree (Redis) whose CPU time per request is reported apart."""
     side_pids = list(side_pids)
@@ -100,10 +101,10 @@ def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: l
     headers = {}
     for i in range(3):
         headers = _probe(target, f"{cfg.nonce}-probe-{target.port}-{i}")
-    time.sleep(1.0)
+    time.sleep(cfg.idle_pause)
     result: dict = {"probe_headers": headers, "rss_idle_mb": round(procs.rss_bytes(pids()) / 2**20, 1),
                     "processes": len(pids())}
-    for stream in (False, True):
+    for stream in (False, True) if cfg.warmup > 0 else ():
         _saturated(pids, server, target, stream, cfg, cfg.warmup, f"warm-{target.port}", [])
     result["saturated_json"] = _saturated(pids, server, target, False, cfg, cfg.duration, f"sj-{target.port}",
                                           side_pids)

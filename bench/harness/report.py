@@ -53,6 +53,7 @@ def derive(systems: dict[str, dict], rates: tuple[float, ...]) -> dict[str, dict
             "rss_idle_mb": res.get("rss_idle_mb"), "rss_load_mb": res.get("rss_load_mb"),
         }
         d["rss_load_per_worker_mb"] = round(d["rss_load_mb"] / workers, 1) if d["rss_load_mb"] else None
+        d["failed"], d["served"] = _failures(res)
         for kind in ("json", "sse"):
             d[f"{kind}_vs_floor"] = _ratio(d[f"{kind}_rps"], _get(floor, f"saturated_{kind}", "rps"))
             d[f"{kind}_vs_litellm"] = _ratio(d[f"{kind}_rps"], _get(litellm, f"saturated_{kind}", "rps"))
@@ -75,6 +76,18 @@ def derive(systems: dict[str, dict], rates: tuple[float, ...]) -> dict[str, dict
         if key.endswith("-w1") and key[:-1] + "2" in out:
             d["scaling"] = out[key[:-1] + "2"].get("scaling")
     return out
+
+
+def _failures(res: dict) -> tuple[int, int]:
+    """(requests that did not get a 2xx answer, requests that did) over every measured phase: a system
+    answering errors fast must not pass for a fast system."""
+    phases = [res.get("saturated_json"), res.get("saturated_sse"), res.get("ttft"), *res.get("latency", {}).values()]
+    failed = served = 0
+    for ph in phases:
+        if isinstance(ph, dict) and not ph.get("skipped"):
+            failed += sum(ph.get("errors", {}).values())
+            served += ph.get("requests", ph.get("ok", 0)) or 0
+    return failed, served
 
 
 def targets(derived: dict[str, dict]) -> list[dict]:
@@ -101,19 +114,24 @@ def _x(v: float | None) -> str:
     return "–" if v is None else (f"{v:.1f}×" if v >= 0.1 else f"{v:.3f}×")
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else (f"{v * 100:.0f}%" if v >= 0.1 else f"{v * 100:.1f}%")
+
+
 def throughput_rows(systems: dict, derived: dict) -> list[list[str]]:
     head = ["system", "plain req/s", "× LiteLLM", "of floor", "stream req/s", "× LiteLLM", "of floor",
-            "1→2 workers", "CPU ms/req plain", "CPU ms/req stream", "RSS idle MB", "RSS load MB"]
+            "1→2 workers", "CPU ms/req plain", "CPU ms/req stream", "RSS idle MB", "RSS load MB", "failed"]
     rows = [head]
     for key, res in systems.items():
         d = derived.get(key)
         if d is None:
             rows.append([res.get("label", key), f"failed: {res.get('error', '?')[:60]}"] + [""] * (len(head) - 2))
             continue
-        rows.append([res["label"], _n(d["json_rps"], 0), _x(d["json_vs_litellm"]), _x(d["json_vs_floor"]),
-                     _n(d["sse_rps"], 0), _x(d["sse_vs_litellm"]), _x(d["sse_vs_floor"]),
+        rows.append([res["label"], _n(d["json_rps"], 0), _x(d["json_vs_litellm"]), _pct(d["json_vs_floor"]),
+                     _n(d["sse_rps"], 0), _x(d["sse_vs_litellm"]), _pct(d["sse_vs_floor"]),
                      _x(d.get("scaling")) if key != "floor" else "", _n(d["cpu_ms_json"], 3),
-                     _n(d["cpu_ms_sse"], 3), _n(d["rss_idle_mb"]), _n(d["rss_load_mb"])])
+                     _n(d["cpu_ms_sse"], 3), _n(d["rss_idle_mb"]), _n(d["rss_load_mb"]),
+                     f"{d['failed']} of {d['failed'] + d['served']}" if d["failed"] else "0"])
     return rows
 
 

@@ -87,7 +87,7 @@ def run(url: str, script: Path, duration: float, connections: int, threads: int,
             "--timeout", "30s", "-s", str(script), url, "--", nonce]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK-JSON ")), None)
-    if line is None:
+    if line is None or out.stderr.strip():
         raise RuntimeError(f"wrk gave no summary (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
     data = json.loads(line.removeprefix("WRK-JSON "))
     errors = {k: data[k] for k in ("connect", "read", "write", "status", "timeout") if data[k]}

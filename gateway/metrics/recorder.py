@@ -41,15 +41,21 @@ class MetricsRecorder(ExecutorHooks):
         self._models: frozenset[str] = frozenset()
         self._teams: frozenset[str] = frozenset()
         self._rules: frozenset[str] = frozenset()
+        self._active: tuple[str, str] | None = None
 
-    def policy_installed(self, policy: Policy, version: str, loaded_at: float) -> None:
+    def policy_installed(self, policy: Policy, version: str, loaded_at: float, *, initial: bool = False) -> None:
         self._models = frozenset(policy.models)
         self._teams = frozenset(policy.teams) | {"default"}
         self._rules = frozenset(r.name for r in policy.rules) | {"default"}
-        self.m.policy_info.clear()
+        # Set the previous version to 0 rather than removing it: in multiprocess mode a removed
+        # series lives on in this worker's file with its last value.
+        if self._active is not None and self._active != (policy.name, version):
+            self.m.policy_info.labels(*self._active).set(0)
+        self._active = (policy.name, version)
         self.m.policy_info.labels(policy.name, version).set(1)
         self.m.policy_loaded_at.set(loaded_at)
-        self.m.policy_reloads.labels("success").inc()
+        if not initial:
+            self.m.policy_reloads.labels("success").inc()
         for team_name, team in policy.teams.items():
             if team.budget is not None:
                 for period, limit in (("day", team.budget.daily_usd), ("month", team.budget.monthly_usd)):

@@ -35,7 +35,7 @@ class RedisBackend:
         *,
         timeout: float = 0.25,
         prefix: str = DEFAULT_PREFIX,
-        max_connections: int = 64,
+        max_connections: int = 32,
         cooldown: float = 1.0,
         on_error: ErrorHook | None = None,
         on_health: HealthHook | None = None,
