@@ -16,7 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "bench: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps the packages' own services from starting where an init system exists.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -52,7 +52,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.systems = "floor,nginx,gateway-minimal,gateway-everything"
-        args.workers, args.duration, args.latency_duration, args.warmup, args.connections = "1", 1, 1, 0, 16
+        args.workers, args.duration, args.latency_duration, args.warmup, args.connections = "1", 1, 0.6, 0, 16
         args.rates = "25,200"
     return args
 
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     run_dir = out / f"run-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    for old in sorted(out.glob("run-*"))[:-5]:  # keep the logs of the last five runs
+        shutil.rmtree(old, ignore_errors=True)
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "smoke": args.smoke,
             "command": "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
             "machine": machine.describe(), "versions": machine.versions(),
@@ -154,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                                  idle_pause=0.3 if args.smoke else 1.0)
         for system in plan:
             print(f"bench: {system.label} ...", file=sys.stderr, flush=True)
+            began = time.monotonic()
             try:
                 results[system.key] = _run_system(system, ctx, cfg, mock, redis_pid, redis_own, args)
+                print(f"bench:   done in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
             except Exception as exc:  # noqa: BLE001 - one failed system must not lose the others' figures
                 results[system.key] = {"kind": system.kind, "workers": system.workers, "label": system.label,
                                        "error": f"{type(exc).__name__}: {exc}"}

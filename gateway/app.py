@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
-from gateway.api import gateway_routes, ops_routes, openai_routes
+from gateway.api import gateway_routes, openai_routes, ops_routes
 from gateway.api.access_log import AccessLog
 from gateway.api.errors import install_error_handlers
+from gateway.api.fast_path import ProxyFastPath
 from gateway.api.proxy import ProxyService
 from gateway.metrics.recorder import MetricsRecorder
 from gateway.metrics.registry import GatewayMetrics
@@ -23,7 +25,13 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway")
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> ASGIApp:
+    """The ASGI application: the proxy fast path in front of the FastAPI app (``.app``)."""
+    api = create_api(settings, registry)
+    return ProxyFastPath(api, api.state.proxy, settings.max_body_bytes)
+
+
+def create_api(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
     metrics = GatewayMetrics(registry or CollectorRegistry(), multiprocess=bool(settings.metrics_dir))
     recorder = MetricsRecorder(metrics)
     runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed)

@@ -130,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
         "gateway.server:app_from_env", factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, loop="uvloop", http="httptools", access_log=False,
         log_level=settings.log_level, timeout_graceful_shutdown=int(settings.shutdown_grace), lifespan="on",
+        proxy_headers=False, server_header=False,
     )
     return 0
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.settings import Settings
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ASGIApp:
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return create_app(settings)

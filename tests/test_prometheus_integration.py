@@ -371,7 +371,8 @@ def test_alert_expression_evaluates(stack: Stack, alert: str) -> None:
     assert result["status"] == "success", result.get("error")
 
 
-@pytest.mark.parametrize("alert, expr", [(a, e) for a, exprs in ALERT_SIGNALS.items() for e in exprs])
+@pytest.mark.parametrize("alert, expr", [(a, e) for a, exprs in ALERT_SIGNALS.items() for e in exprs],
+                         ids=[f"{a}-{i}" for a, exprs in ALERT_SIGNALS.items() for i, _ in enumerate(exprs)])
 def test_alert_signal_has_data(stack: Stack, alert: str, expr: str) -> None:
     result = query(stack, expr)
     assert result["status"] == "success", result.get("error")
@@ -387,35 +388,48 @@ def _labels(active: list[dict[str, Any]], label: str) -> set[str]:
     return {a["labels"].get(label, "") for a in active}
 
 
+def _signals(stack: Stack, alert: str) -> str:
+    """What the alert's signals evaluated to, for the failure message."""
+    lines = []
+    for expr in ALERT_SIGNALS[alert]:
+        rows = query(stack, expr)["data"]["result"]
+        lines.append(f"  {expr}\n    = " + (", ".join(f"{r['metric']} {r['value'][1]}" for r in rows) or "(no data)"))
+    return f"{alert} signals:\n" + "\n".join(lines)
+
+
 def test_gateway_down_is_quiet(stack: Stack) -> None:
-    assert _active(stack, "GatewayDown") == []
+    assert _active(stack, "GatewayDown") == [], _signals(stack, "GatewayDown")
 
 
 def test_policy_reload_failure_fires_at_once(stack: Stack) -> None:
     active = _active(stack, "PolicyReloadFailed")
-    assert {(a["labels"]["instance"], a["state"]) for a in active} == {(stack.instance(stack.gateway_a), "firing")}
+    assert {(a["labels"]["instance"], a["state"]) for a in active} == {(stack.instance(stack.gateway_a), "firing")}, \
+        _signals(stack, "PolicyReloadFailed")
 
 
 def test_breaker_open_is_pending_for_the_broken_deployment(stack: Stack) -> None:
-    assert _labels(_active(stack, "BreakerOpen"), "deployment") == {"broken-self"}
+    assert _labels(_active(stack, "BreakerOpen"), "deployment") == {"broken-self"}, _signals(stack, "BreakerOpen")
 
 
 def test_upstream_error_ratio_is_pending_for_the_flaky_deployment(stack: Stack) -> None:
     # broken-self fails every call but its breaker stops the calls before the 10-attempt floor
-    assert "flaky-self" in _labels(_active(stack, "UpstreamErrorRatioHigh"), "deployment")
+    assert "flaky-self" in _labels(_active(stack, "UpstreamErrorRatioHigh"), "deployment"), \
+        _signals(stack, "UpstreamErrorRatioHigh")
 
 
 def test_budget_nearly_spent_is_pending_for_the_tiny_budget_only(stack: Stack) -> None:
     active = _active(stack, "BudgetNearlySpent")
-    assert {(a["labels"]["team"], a["labels"]["period"]) for a in active} == {("tiny", "day")}
+    assert {(a["labels"]["team"], a["labels"]["period"]) for a in active} == {("tiny", "day")}, \
+        _signals(stack, "BudgetNearlySpent")
 
 
 def test_latency_slo_burn_is_pending_against_the_1ms_slo(stack: Stack) -> None:
-    assert "qwen-self" in _labels(_active(stack, "LatencySLOBurn"), "deployment")
+    assert "qwen-self" in _labels(_active(stack, "LatencySLOBurn"), "deployment"), _signals(stack, "LatencySLOBurn")
 
 
 def test_redis_degraded_only_for_the_gateway_without_redis(stack: Stack) -> None:
-    assert _labels(_active(stack, "RedisDegraded"), "instance") == {stack.instance(stack.gateway_b)}
+    assert _labels(_active(stack, "RedisDegraded"), "instance") == {stack.instance(stack.gateway_b)}, \
+        _signals(stack, "RedisDegraded")
 
 
 # ---------------------------------------------------------------- the README picture

@@ -438,15 +438,22 @@ def test_incomplete_or_failed_streams_fold_to_none(events: list[bytes]) -> None:
 
 def test_fold_handles_provider_variants() -> None:
     """CRLF framing, split events, comments, reasoning text, names repeated per fragment, ids without index."""
-    head = '"id":"c1","object":"chat.completion.chunk","created":5,"model":"m"'
+    head = {"id": "c1", "object": "chat.completion.chunk", "created": 5, "model": "m"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
+        return orjson.dumps({**head, "choices": [choice]})
+
+    call = {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a"'}}
     chunks = [
-        '{%s,"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"think "},"finish_reason":null}]}' % head,
-        '{%s,"choices":[{"index":0,"delta":{"reasoning_content":"hard"},"finish_reason":null}]}' % head,
-        '{%s,"choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_a","type":"function","function":{"name":"f","arguments":"{\\"a\\""}}]},"finish_reason":null}]}' % head,
-        '{%s,"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"name":"f","arguments":":1}"}}]},"finish_reason":null}]}' % head,
-        '{%s,"obfuscation":"xyz","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls","stop_reason":null}]}' % head,
+        chunk({"role": "assistant", "reasoning_content": "think "}),
+        chunk({"reasoning_content": "hard"}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"function": {"name": "f", "arguments": ":1}"}}]}),
+        orjson.dumps({**head, "obfuscation": "xyz", "choices": [
+            {"index": 0, "delta": {}, "finish_reason": "tool_calls", "stop_reason": None}]}),
     ]
-    raw = b": keep-alive\r\n\r\n" + b"".join(b"data: " + c.encode() + b"\r\n\r\n" for c in chunks) + b"data: [DONE]\r\n\r\n"
+    raw = b": keep-alive\r\n\r\n" + b"".join(b"data: " + c + b"\r\n\r\n" for c in chunks) + b"data: [DONE]\r\n\r\n"
     events = [raw[:37], raw[37:200], raw[200:]]  # event boundaries need not match chunk boundaries
     folded = completion_from_stream(events)
     assert folded is not None

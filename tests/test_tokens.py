@@ -33,6 +33,8 @@ from gateway.routing.tokens import (
         ("getUserAccountSettingsById", 3, 6),  # cl100k: 4; a long identifier is not one token
         ("1234567890", 4, 10),  # cl100k: 4 (digits group in threes)
         ("🚀🔥👍", 6, 9),  # emoji are several tokens each
+        ("        x = 1\n" * 10, 45, 70),  # cl100k: 60; indentation and " 1" each cost a token
+        ('{"a": 1, "b": [2, 3]}', 10, 20),  # cl100k: 15
         ("a" * 400, 30, 60),  # one long run is not a single token (cl100k: 50)
     ],
 )
@@ -61,7 +63,7 @@ _PLAIN = "Summarize the meeting notes below."
 _PLAIN_TOKENS = estimate_text_tokens(_PLAIN)
 
 
-def _chat(*messages: dict, **extra: object) -> dict:
+def _chat(*messages: object, **extra: object) -> dict:
     return {"model": "auto", "messages": list(messages), **extra}
 
 

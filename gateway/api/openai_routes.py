@@ -1,4 +1,8 @@
-"""OpenAI-compatible endpoints. Thin: read the body, hand it to the proxy service, return its response."""
+"""OpenAI-compatible endpoints. Thin: read the body, hand it to the proxy service, return its response.
+
+In a running gateway the three POST routes are served by ``fast_path.ProxyFastPath`` before FastAPI
+sees them; they stay declared here so the OpenAPI document lists them and the app works without it.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     started = time.perf_counter()
     service: ProxyService = request.app.state.proxy
     raw = await read_body(request, request.app.state.settings.max_body_bytes)
-    return await cancel_on_disconnect(request, service.handle(endpoint, raw, request.headers, started))
+    return await cancel_on_disconnect(request.receive, service.handle(endpoint, raw, request.headers, started))
 
 
 @router.post("/v1/chat/completions")

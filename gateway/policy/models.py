@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.policy.conditions import CAPABILITIES, Condition, DataClass, Requirement
 
-
 ProviderType = Literal[
     "openai_compatible", "openai", "vllm", "sglang", "ollama", "llamacpp", "deepseek", "moonshot", "dashscope", "zhipu",
     "anthropic", "gemini", "litellm", "simulator",

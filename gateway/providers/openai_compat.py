@@ -18,8 +18,6 @@ import orjson
 from gateway.core.errors import (
     UpstreamError,
     UpstreamProtocolError,
-    UpstreamRateLimited,
-    UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )

@@ -9,15 +9,22 @@ succeeded once its first event arrived: after that the client owns it and nothin
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from gateway.core.errors import GatewayError, NoRouteAvailable, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from gateway.core.errors import (
+    GatewayError,
+    NoRouteAvailable,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from gateway.core.types import Decision, Endpoint
 from gateway.policy.models import Deployment
 from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
@@ -129,30 +136,34 @@ class Executor:
         raise last
 
     async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+        # The first attempt runs bare: building a retry controller for every request would cost the
+        # hot path for the rare request that fails. tenacity takes over from the first failure.
+        try:
+            return await self._attempt(dep, provider, call, deadline)
+        except GatewayError as exc:
+            if not exc.retryable or dep.retry.attempts < 2:
+                raise
+            first = exc
+        self._hooks.retry(dep, first)
+        await asyncio.sleep(self._delay(dep, 1, first, deadline))
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(dep.retry.attempts),
-            wait=self._wait_for(dep, deadline),
+            stop=stop_after_attempt(dep.retry.attempts - 1),
+            wait=lambda state: self._delay(dep, state.attempt_number + 1, _error_of(state), deadline),
             retry=retry_if_exception(_retryable),
             reraise=True,
-            before_sleep=lambda state: self._hooks.retry(dep, state.outcome.exception()),  # type: ignore[union-attr,arg-type]
+            before_sleep=lambda state: self._hooks.retry(dep, _error_of(state)),  # type: ignore[arg-type]
         )
         return await retrying(self._attempt, dep, provider, call, deadline)
 
-    def _wait_for(self, dep: Deployment, deadline: float) -> Callable[[RetryCallState], float]:
-        initial = dep.retry.backoff_initial_ms / 1000
+    def _delay(self, dep: Deployment, attempt: int, exc: BaseException | None, deadline: float) -> float:
+        """Full-jitter exponential backoff; a longer Retry-After wins (capped); never past the deadline."""
         cap = dep.retry.backoff_max_ms / 1000
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            delay = self._rng.uniform(0, min(cap, initial * 2 ** (state.attempt_number - 1)))
-            if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
-                delay = max(delay, min(exc.retry_after, cap))
-            left = deadline - time.monotonic()
-            if delay >= left:
-                raise exc or UpstreamUnavailable("deadline reached")  # no time to wait: move on
-            return delay
-
-        return wait
+        delay = self._rng.uniform(0, min(cap, dep.retry.backoff_initial_ms / 1000 * 2 ** (attempt - 1)))
+        if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, cap))
+        if delay >= deadline - time.monotonic():
+            raise exc or UpstreamUnavailable("deadline reached")  # no time to wait: move on
+        return delay
 
     async def _attempt(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
         call.timeouts = _timeouts(dep, deadline - time.monotonic())
@@ -219,6 +230,10 @@ class Executor:
                 breaker.record_failure()
         elif breaker is not None:
             breaker.release_probe()
+
+
+def _error_of(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome else None
 
 
 def _timeouts(dep: Deployment, remaining: float) -> Timeouts:

@@ -89,7 +89,7 @@ class Runtime:
             loaded=loaded, providers=providers, facts=FactsBuilder(policy),
             keys_by_hash={k.sha256: k for k in policy.keys},
         )
-        for name, dep in policy.deployments.items():
+        for dep in policy.deployments.values():
             self._configure_breaker(dep)
             self._configure_gate(dep)
         self._snapshot = snapshot

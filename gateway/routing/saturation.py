@@ -28,16 +28,16 @@ class ConcurrencyGate:
             return True
         return False
 
-    async def acquire(self, timeout: float) -> bool:
-        """A slot within ``timeout`` seconds, or False. FIFO among waiters."""
+    async def acquire(self, wait_seconds: float) -> bool:
+        """A slot within ``wait_seconds``, or False. FIFO among waiters."""
         if self.try_acquire():
             return True
-        if timeout <= 0:
+        if wait_seconds <= 0:
             return False
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            await asyncio.wait_for(waiter, wait_seconds)
         except TimeoutError:
             return False
         finally:
