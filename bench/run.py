@@ -47,6 +47,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=BENCH / "out", help="output folder (default bench/out)")
     p.add_argument("--publish", action="store_true", help="also write bench/RESULTS.md and bench/results.png")
     p.add_argument("--no-chart", action="store_true")
+    p.add_argument("--note", default="", help="a line shown at the top of results.md / RESULTS.md")
     p.add_argument("--smoke", action="store_true",
                    help="a few seconds, 1 worker, no LiteLLM: checks that the harness works (CI)")
     args = p.parse_args(argv)

@@ -15,7 +15,8 @@ import pytest
 
 from gateway.core.types import CacheDirective
 from gateway.policy.models import Budget, RateLimit
-from gateway.state.errors import StateUnavailable
+from gateway.state.errors import BackendUnavailable, StateUnavailable
+from gateway.state.guard import CallGuard
 from gateway.state.ratelimit import RateLimitExceeded
 from gateway.state.service import StateService
 from gateway.state.spend import periods
@@ -190,3 +191,48 @@ async def test_kill_and_restart_mid_traffic() -> None:
         finally:
             await state.aclose()
             restarted.kill()
+
+
+async def test_guard_backs_off_then_lets_one_probe_through() -> None:
+    now = [0.0]
+    hooks = Hooks()
+    guard = CallGuard(timeout=0.05, failures=(ConnectionError,), cooldown=1.0, on_error=hooks.on_error,
+                      on_health=hooks.on_health, clock=lambda: now[0])
+    calls = 0
+    up = False
+    release = asyncio.Event()
+
+    async def operation() -> str:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        if not up:
+            raise ConnectionError("refused")
+        return "ok"
+
+    release.set()
+    with pytest.raises(BackendUnavailable):
+        await guard.call("op", operation)
+    assert (calls, hooks.health, hooks.errors["op"]) == (1, [False], 1)
+    for _ in range(10):  # within the cooldown nothing reaches the backend
+        with pytest.raises(BackendUnavailable):
+            await guard.call("op", operation)
+    assert calls == 1 and guard.skipped == 10
+    now[0] = 1.5
+    up = True
+    release.clear()
+    probe = asyncio.create_task(guard.call("op", operation))
+    await asyncio.sleep(0)
+    with pytest.raises(BackendUnavailable):  # only one probe at a time
+        await guard.call("op", operation)
+    release.set()
+    assert await probe == "ok"
+    assert hooks.health == [False, True] and guard.healthy
+    assert await guard.call("op", operation) == "ok"
+    # A hanging call costs the timeout, and counts as a failure.
+    release.clear()
+    started = time.perf_counter()
+    with pytest.raises(BackendUnavailable) as caught:
+        await guard.call("op", operation)
+    assert time.perf_counter() - started < 0.2 and isinstance(caught.value.__cause__, TimeoutError)
+    assert hooks.health == [False, True, False]

@@ -246,10 +246,10 @@ def _tokenizers_dir_bundled_with_litellm() -> Path | None:
 
 @pytest.fixture(scope="module")
 def cl100k():
-    tiktoken = pytest.importorskip("tiktoken")
+    import tiktoken  # a dependency of litellm, which the gateway depends on
+
     directory = _tokenizers_dir_bundled_with_litellm()
-    if directory is None:
-        pytest.skip("no bundled cl100k_base BPE file (litellm not installed)")
+    assert directory is not None, "litellm's bundled tokenizer files are missing: pip install -e '.[test]'"
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(os.environ, "TIKTOKEN_CACHE_DIR", str(directory))
         try:

@@ -57,9 +57,11 @@ def _checks(doc: dict) -> list[str]:
         if res.get("kind") != "gateway-everything" or res.get("error"):
             continue
         headers = res.get("probe_headers", {})
-        cache = {k: v for k, v in headers.items() if "cache" in k}
-        notes.append(f"{key}: response headers {cache or 'show no cache status'}; rule "
-                     f"{headers.get('x-gateway-rule', '?')!r}; Redis keys after the run: {res.get('redis_keys_after')}")
+        cache = {k: v for k, v in headers.items() if "cache" in k and k != "cache-control"}
+        limits = {k: v for k, v in headers.items() if "ratelimit" in k or "budget" in k}
+        notes.append(f"{key}: rule {headers.get('x-gateway-rule', '?')!r}; cache headers: {cache or 'none'}; "
+                     f"rate-limit/budget headers: {limits or 'none'}; keys in the Redis database after the run: "
+                     f"{res.get('redis_keys_after')}")
     return notes
 
 
@@ -80,6 +82,8 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
     m, v = meta["machine"], meta["versions"]
     parts = _tables(doc, rates, report.md_table)
     lines = ["# Benchmark results", ""]
+    if meta["settings"].get("note"):
+        lines += [f"**{meta['settings']['note']}**", ""]
     if meta.get("smoke"):
         lines += ["**Smoke run: a few seconds per phase, figures are not meaningful.**", ""]
     lines += [

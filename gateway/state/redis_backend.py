@@ -84,7 +84,8 @@ class RedisBackend:
 
     async def cache_get(self, keys: Sequence[str]) -> list[bytes | None]:
         names = [f"{self.prefix}cache:{k}" for k in keys]
-        return await self.guard.call("cache_get", lambda: self._redis.mget(names))
+        values = await self.guard.call("cache_get", lambda: self._redis.mget(names))
+        return [v if isinstance(v, bytes) or v is None else v.encode() for v in values]
 
     async def cache_set(self, key: str, value: bytes, ttl_s: int) -> None:
         await self.guard.call("cache_set", lambda: self._redis.set(f"{self.prefix}cache:{key}", value, ex=ttl_s))
@@ -124,7 +125,7 @@ class RedisBackend:
 
     async def spend_period(self, kind: SpendKind, period: str) -> dict[str, int]:
         raw = await self.guard.call("spend_read", lambda: self._redis.hgetall(f"{self.prefix}spend:{period}:{kind}"))
-        return {name.decode(): int(value) for name, value in raw.items()}
+        return {name.decode() if isinstance(name, bytes) else name: int(value) for name, value in raw.items()}
 
     # shared live statistics
 

@@ -94,7 +94,7 @@ def completion_from_stream(events: list[bytes]) -> dict[str, Any] | None:
 def _is_chat(chunks: list[dict[str, Any]]) -> bool:
     kind = chunks[0].get("object")
     if kind in ("chat.completion.chunk", "text_completion"):
-        return kind == "chat.completion.chunk"
+        return bool(kind == "chat.completion.chunk")
     return any("delta" in c for chunk in chunks for c in chunk.get("choices") or ())
 
 

@@ -113,7 +113,7 @@ def _text_parts(choice: dict[str, Any]) -> list[dict[str, Any]]:
     text = choice.get("text") or ""
     logprobs = choice.get("logprobs")
     tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
-    if isinstance(tokens, list) and _aligned(text, tokens):
+    if isinstance(logprobs, dict) and isinstance(tokens, list) and _aligned(text, tokens):
         parts = [
             {"text": token, "index": index, "logprobs": _slice(logprobs, j), "finish_reason": None}
             for j, token in enumerate(tokens)
