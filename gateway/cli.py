@@ -157,6 +157,10 @@ def _policy_check(args: argparse.Namespace) -> int:
             print(exc)
             continue
         p = loaded.policy
+        from gateway.routing.lint import unsatisfiable
+
+        for warning in unsatisfiable(p):
+            print(f"{path}: warning: {warning}")
         print(f"{path}: ok — policy {p.name!r} version {loaded.version}: {len(p.deployments)} deployments, "
               f"{len(p.models)} models, {len(p.rules)} rules, {len(p.keys)} keys, {len(p.tests)} golden cases")
     return 1 if failed else 0

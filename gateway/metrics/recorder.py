@@ -56,6 +56,9 @@ class MetricsRecorder(ExecutorHooks):
         self.m.policy_loaded_at.set(loaded_at)
         if not initial:
             self.m.policy_reloads.labels("success").inc()
+        for rule in policy.rules:
+            if rule.latency_slo_ms is not None:
+                self.m.slo_target.labels(rule.name).set(rule.latency_slo_ms / 1000)
         for team_name, team in policy.teams.items():
             if team.budget is not None:
                 for period, limit in (("day", team.budget.daily_usd), ("month", team.budget.monthly_usd)):
