@@ -12,6 +12,8 @@ from starlette.types import ASGIApp
 
 from gateway.api import gateway_routes, openai_routes, ops_routes
 from gateway.api.access_log import AccessLog
+from gateway.api.accounting import Accounting
+from gateway.api.admission import Admission
 from gateway.api.errors import install_error_handlers
 from gateway.api.fast_path import ProxyFastPath
 from gateway.api.proxy import ProxyService
@@ -20,7 +22,9 @@ from gateway.metrics.registry import GatewayMetrics
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.reload import PolicyReloader
 from gateway.routing.runtime import Runtime
+from gateway.routing.sharing import SharedStatsLoop
 from gateway.settings import Settings
+from gateway.state import StateService
 
 log = logging.getLogger("gateway")
 
@@ -36,6 +40,13 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     recorder = MetricsRecorder(metrics)
     runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed)
     access_log = AccessLog(enabled=settings.access_log)
+    state = StateService.from_settings(
+        settings.redis_url, timeout=settings.redis_timeout,
+        on_error=lambda operation: metrics.redis_errors.labels(operation).inc(),
+        on_health=lambda up: metrics.redis_up.set(1 if up else 0),
+    )
+    metrics.redis_up.set(1)
+    accounting = Accounting(recorder, access_log, state)
 
     def install(loaded: LoadedPolicy) -> None:
         initial = not runtime.ready
@@ -54,11 +65,19 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         access_log.start()
         reloader.start(watch=settings.policy_reload)
         runtime.start_health_checks()  # the initial policy was installed before the loop ran
+        await state.start()
+        sharing = SharedStatsLoop(runtime, state) if state.kind == "redis" else None
+        if sharing is not None:
+            sharing.start()
         try:
             yield
         finally:
             app.state.draining = True
+            if sharing is not None:
+                await sharing.stop()
             await reloader.stop()
+            await accounting.drain()
+            await state.aclose()
             await runtime.aclose()
             access_log.stop()
 
@@ -71,7 +90,8 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.state.runtime = runtime
     app.state.reloader = reloader
     app.state.draining = False
-    app.state.proxy = ProxyService(runtime, recorder, access_log, admin_key=settings.admin_key)
+    app.state.state = state
+    app.state.proxy = ProxyService(runtime, state, Admission(state, recorder), accounting, admin_key=settings.admin_key)
     install_error_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(gateway_routes.router)

@@ -161,3 +161,7 @@ def test_deterministic():
 def test_estimated_cost_in_targets():
     d = decide(facts(), POLICY, {})
     assert d.targets[0].estimated_cost_usd == pytest.approx((1000 * 0.1 + 100 * 0.2) / 1e6)
+
+
+def test_budget_pacing_forces_cost_objective():
+    assert targets(facts(model="fast", budget_pacing=True)) == ["qwen", "llama", "gpt", "claude"]

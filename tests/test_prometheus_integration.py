@@ -205,7 +205,8 @@ def drive(a: httpx.Client, b: httpx.Client, rounds: int) -> Traffic:
         for i in range(2):
             t.send(a, "auto research", chat("auto", f"round {r} question {i}"), team="research")
         t.send(a, "auto research", chat("auto", f"round {r} stream", stream=True), team="research")
-        for i in range(1 + r % 3):  # a vendor share that moves, so the traffic-split charts show something
+        surge = rounds // 3 <= r < 2 * rounds // 3  # a vendor surge in the middle third: the split moves
+        for i in range(5 if surge else 1):
             t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} vendor {i}"), team="support")
         t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} vendor stream", stream=True), team="support")
         t.send(a, "qwen support", chat("qwen", f"round {r} self stream", stream=True))

@@ -27,7 +27,7 @@ def draw(doc: dict, rates: tuple[float, ...], path: Path) -> None:
         values = [derived[k][f"{kind}_rps"] or 0 for k in keys]
         bars = ax1.barh([i + offset for i in y], values, height=h, color=colour,
                         label="plain" if kind == "json" else "streamed")
-        for bar, value in zip(bars, values):
+        for bar, value in zip(bars, values, strict=True):
             if value:
                 ax1.text(value * 1.05, bar.get_y() + h / 2, f"{value:,.0f}", va="center", fontsize=7)
     ax1.set_xscale("log")
@@ -49,7 +49,8 @@ def draw(doc: dict, rates: tuple[float, ...], path: Path) -> None:
             if q == "p50" and k != "floor" and derived[k].get(f"saturated_{r}"):
                 ax2.text(0.2, pos[i], "saturated", va="center", fontsize=7, color="#555")
     ax2.axvline(0, color="black", linewidth=0.6)
-    ax2.set_xlabel("ms added over the floor, open loop")
+    ax2.set_xscale("symlog", linthresh=1.0)  # sub-millisecond and hundreds of ms on one axis
+    ax2.set_xlabel("ms added over the floor, open loop (linear below 1 ms, log above)")
     ax2.set_title("Added latency")
     ax2.legend(loc="lower right", fontsize=8)
     m = doc["meta"]["machine"]

@@ -11,7 +11,7 @@ METHOD = """\
 - **Floor**: the load generator straight against the mock upstream (nginx {nginx} from Debian returning a
   fixed 617-byte `chat.completion` and a 24-event SSE stream; it reads no body). Every "added" latency is
   the system's percentile minus the floor's at the same rate, in the same run.
-- **Saturated throughput**: wrk, {connections} keep-alive connections, {duration:g} s per kind after
+- **Saturated throughput**: wrk, keep-alive connections, {duration:g} s per kind after
   {warmup:g} s of warm-up; every body is unique (a nonce in the prompt), so the gateway's cache lookups miss.
   Only 2xx answers count.
 - **CPU per request**: utime+stime of the system's whole process tree (from `/proc/<pid>/stat`) over the
@@ -22,7 +22,11 @@ METHOD = """\
   schedule ({rates} requests/s, {latency_duration:g} s each) and measures from each request's scheduled send
   time, so a slow system cannot slow the schedule (no coordinated omission). A rate the system could not
   sustain in the saturated run is not attempted and is marked *saturated*.
-- **TTFT**: streamed requests at {ttft_rate:g} requests/s, time until the first SSE `data:` line.
+- **TTFT**: streamed requests at {ttft_rate:g} requests/s (at half its streamed capacity for a system that
+  cannot sustain that, marked), time until the first SSE `data:` line.
+- **Connections**: wrk uses up to {connections} connections; a slow system gets fewer (about 1% of the
+  requests its warm-up rate predicts for the run, at least 8: still saturating it), because answers in
+  flight when wrk stops are work done but not counted. The count used is in results.json.
 - **RSS**: summed over the process tree (pages shared by forked workers count in each); *idle* after three
   single requests and a one-second pause, *load* the peak sampled every 250 ms during the saturated runs.
 - **Pinning**: with one worker, the system under test runs on core {sut_core} and everything else (wrk, the
@@ -43,7 +47,7 @@ def _tables(doc: dict, rates: tuple[float, ...], render) -> list[str]:
         "mock's own rate)",
         render(report.throughput_rows(systems, derived)),
         "Latency added over the floor (floor row: absolute), open loop; TTFT for streams",
-        render(report.latency_rows(systems, derived, rates)),
+        render(report.latency_rows(systems, derived, rates, float(doc["meta"]["settings"]["ttft_rate"]))),
         "Targets",
         render(report.target_rows(doc["targets"])),
     ]

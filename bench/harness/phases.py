@@ -1,12 +1,12 @@
 """The measurements of one system, always in this order:
 
 1. idle RSS, after three single requests (so lazy initialisation is done) and a pause;
-2. warm-up: a short unmeasured saturated run of each kind;
-3. saturated throughput, plain then streamed (wrk): requests/s, CPU time per request of the server's
-   process tree, peak RSS of the tree;
-4. open-loop latency of plain requests at each fixed rate, skipped (and marked) at rates the system
-   could not sustain in step 3;
-5. open-loop streamed requests at a low fixed rate: time to first token.
+2. for plain, then streamed requests: a short unmeasured saturated warm-up, then the saturated run
+   (wrk): requests/s, CPU time per request of the server's process tree, peak RSS of the tree;
+3. open-loop latency of plain requests at each fixed rate, skipped (and marked) at rates the system
+   could not sustain in step 2;
+4. open-loop streamed requests at a low fixed rate (half the streamed capacity if that is lower):
+   time to first token.
 """
 
 from __future__ import annotations
@@ -51,18 +51,31 @@ def _probe(target: Target, nonce: str) -> dict[str, str]:
         return {k.lower(): v for k, v in resp.headers.items()}
 
 
+def _settle(pids: Callable[[], list[int]], limit: float = 15.0) -> None:
+    """Wait until the system is idle (under 5% of a core for 0.3 s): a load generator that stopped early
+    can leave requests in flight whose work would otherwise be charged to the next measurement."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        before = procs.cpu_seconds(pids())
+        time.sleep(0.3)
+        if procs.cpu_seconds(pids()) - before < 0.015:
+            return
+
+
 def _saturated(pids: Callable[[], list[int]], server: procs.Server, target: Target, stream: bool,
-               cfg: PhaseConfig, duration: float, tag: str, side_pids: list[int]) -> dict:
+               cfg: PhaseConfig, duration: float, tag: str, side_pids: list[int], connections: int) -> dict:
     path, body = (target.sse_path, target.sse_body) if stream else (target.json_path, target.json_body)
     script = wrk.write_script(cfg.run_dir / f"wrk-{'sse' if stream else 'json'}-{target.port}.lua", path, body,
                               bodies.NONCE, target.headers)
+    _settle(pids)
     before_pids = pids()
     cpu0, side0 = procs.cpu_seconds(before_pids), procs.cpu_seconds(side_pids)
     with procs.RssSampler(server) as rss:
-        result = wrk.run(f"http://127.0.0.1:{target.port}{path}", script, duration, cfg.connections,
+        result = wrk.run(f"http://127.0.0.1:{target.port}{path}", script, duration, connections,
                          cfg.wrk_threads, f"{cfg.nonce}-{tag}", cfg.load_cpus)
     cpu = procs.cpu_seconds(set(before_pids) | set(pids())) - cpu0
     out = result.as_dict()
+    out["connections"] = connections
     out["cpu_s"] = round(cpu, 3)
     out["cpu_ms_per_req"] = round(cpu * 1000 / result.requests, 4) if result.requests else None
     out["rss_peak_mb"] = round(rss.peak / 2**20, 1)
@@ -80,6 +93,7 @@ def _openloop(pids: Callable[[], list[int]], target: Target, stream: bool, rate:
         "body_template": body, "headers": target.headers, "nonce_marker": bodies.NONCE,
         "run_nonce": f"{cfg.nonce}-{tag}", "warmup_requests": 20, "prewarm_connections": 8, "timeout": 30.0,
     }
+    _settle(pids)
     cpu0 = procs.cpu_seconds(pids())
     out = subprocess.run([*procs.taskset(cfg.load_cpus), sys.executable, str(OPENLOOP), json.dumps(load)],
                          capture_output=True, text=True, timeout=cfg.latency_duration + 120)
@@ -93,6 +107,25 @@ def _openloop(pids: Callable[[], list[int]], target: Target, stream: bool, rate:
     return result
 
 
+def _connections(warm: dict | None, cfg: PhaseConfig) -> int:
+    """Connections for a saturated run. wrk counts only the answers that complete inside the run, so the
+    requests still in flight at its end are work done but not counted. For a slow system (tens of
+    requests/s) 64 in-flight requests are a large share of a run; fewer connections still keep it busy
+    and keep that share near 1%: at most ``connections``, at least 8 (enough to saturate any system that
+    is CPU-bound), about 1% of the requests the warm-up rate predicts for the run."""
+    if not warm or not warm.get("rps"):
+        return cfg.connections
+    return max(8, min(cfg.connections, int(warm["rps"] * cfg.duration * 0.01)))
+
+
+def _ttft_rate(sse_capacity: float, cfg: PhaseConfig) -> float:
+    """The streamed open-loop rate: ``ttft_rate``, or half the system's streamed capacity if that is less
+    (a saturated system has no time to first token worth the name)."""
+    if sse_capacity >= cfg.ttft_rate * 1.1:
+        return cfg.ttft_rate
+    return max(1.0, round(sse_capacity / 2, 1))
+
+
 def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: Sequence[int] = ()) -> dict:
     """Every measurement of one running system (see the module docstring). ``side_pids``: helper processes
     outside the system's tree (Redis) whose CPU time per request is reported apart."""
@@ -104,12 +137,13 @@ def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: S
     time.sleep(cfg.idle_pause)
     result: dict = {"probe_headers": headers, "rss_idle_mb": round(procs.rss_bytes(pids()) / 2**20, 1),
                     "processes": len(pids())}
-    for stream in (False, True) if cfg.warmup > 0 else ():
-        _saturated(pids, server, target, stream, cfg, cfg.warmup, f"warm-{target.port}", [])
-    result["saturated_json"] = _saturated(pids, server, target, False, cfg, cfg.duration, f"sj-{target.port}",
-                                          side_pids)
-    result["saturated_sse"] = _saturated(pids, server, target, True, cfg, cfg.duration, f"ss-{target.port}",
-                                         side_pids)
+    for kind, stream in (("json", False), ("sse", True)):
+        warm = None
+        if cfg.warmup > 0:
+            warm = _saturated(pids, server, target, stream, cfg, cfg.warmup, f"warm-{kind}-{target.port}", [],
+                              cfg.connections)
+        result[f"saturated_{kind}"] = _saturated(pids, server, target, stream, cfg, cfg.duration,
+                                                 f"s{kind}-{target.port}", side_pids, _connections(warm, cfg))
     result["rss_load_mb"] = max(result["saturated_json"]["rss_peak_mb"], result["saturated_sse"]["rss_peak_mb"])
     capacity = result["saturated_json"]["rps"]
     result["latency"] = {}
@@ -118,8 +152,6 @@ def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: S
             result["latency"][str(int(rate))] = {"skipped": f"saturates at {capacity:.0f} rps < {rate * 1.1:.0f}"}
             continue
         result["latency"][str(int(rate))] = _openloop(pids, target, False, rate, cfg, f"ol{int(rate)}-{target.port}")
-    if result["saturated_sse"]["rps"] < cfg.ttft_rate * 1.1:
-        result["ttft"] = {"skipped": f"saturates at {result['saturated_sse']['rps']:.0f} rps"}
-    else:
-        result["ttft"] = _openloop(pids, target, True, cfg.ttft_rate, cfg, f"ttft-{target.port}")
+    rate = _ttft_rate(result["saturated_sse"]["rps"], cfg)
+    result["ttft"] = _openloop(pids, target, True, rate, cfg, f"ttft-{target.port}")
     return result

@@ -65,6 +65,7 @@ def derive(systems: dict[str, dict], rates: tuple[float, ...]) -> dict[str, dict
             for q in ("p50", "p99"):
                 d[f"latency_{q}_{r}"] = _get(mine, "latency_ms", q)
                 d[f"added_{q}_{r}"] = _minus(_get(mine, "latency_ms", q), _get(floor, "latency", r, "latency_ms", q))
+        d["ttft_rate"] = _get(res, "ttft", "rate")
         for q in ("p50", "p99"):
             d[f"ttft_{q}"] = _get(res, "ttft", "ttft_ms", q)
             d[f"ttft_added_{q}"] = _minus(d[f"ttft_{q}"], _get(floor, "ttft", "ttft_ms", q))
@@ -115,7 +116,9 @@ def _x(v: float | None) -> str:
 
 
 def _pct(v: float | None) -> str:
-    return "–" if v is None else (f"{v * 100:.0f}%" if v >= 0.1 else f"{v * 100:.1f}%")
+    if v is None:
+        return "–"
+    return f"{v * 100:.0f}%" if v >= 0.1 else f"{v * 100:.1f}%" if v >= 0.01 else f"{v * 100:.2f}%"
 
 
 def throughput_rows(systems: dict, derived: dict) -> list[list[str]]:
@@ -135,11 +138,11 @@ def throughput_rows(systems: dict, derived: dict) -> list[list[str]]:
     return rows
 
 
-def latency_rows(systems: dict, derived: dict, rates: tuple[float, ...]) -> list[list[str]]:
+def latency_rows(systems: dict, derived: dict, rates: tuple[float, ...], ttft_rate: float) -> list[list[str]]:
     head = ["system"]
     for rate in rates:
         head += [f"p50 @{rate:g} rps", f"p99 @{rate:g} rps"]
-    head += ["TTFT p50", "TTFT p99"]
+    head += [f"TTFT p50 @{ttft_rate:g} rps", f"TTFT p99 @{ttft_rate:g} rps"]
     rows = [head]
     for key, res in systems.items():
         d = derived.get(key)
@@ -156,8 +159,10 @@ def latency_rows(systems: dict, derived: dict, rates: tuple[float, ...]) -> list
                     row.append(_n(d[f"latency_{q}_{r}"], 2, " ms"))
                 else:
                     row.append(_signed(d[f"added_{q}_{r}"]))
+        slower = d["ttft_rate"] is not None and d["ttft_rate"] != ttft_rate
         for q in ("p50", "p99"):
-            row.append(_n(d[f"ttft_{q}"], 2, " ms") if key == "floor" else _signed(d[f"ttft_added_{q}"]))
+            cell = _n(d[f"ttft_{q}"], 2, " ms") if key == "floor" else _signed(d[f"ttft_added_{q}"])
+            row.append(f"{cell} (@{d['ttft_rate']:g} rps)" if slower else cell)
         rows.append(row)
     return rows
 
@@ -179,7 +184,7 @@ def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from gateway.api.auth import authenticate
 from gateway.api.body import read_body
-from gateway.api.proxy import Call, ProxyService
-from gateway.core.errors import PermissionDenied
+from gateway.api.call import Call
+from gateway.api.proxy import ProxyService
+from gateway.core.errors import InvalidRequest, PermissionDenied
 from gateway.core.types import Endpoint
 
 router = APIRouter(prefix="/v1/gateway")
@@ -24,7 +25,7 @@ async def explain(request: Request) -> dict[str, object]:
     service: ProxyService = request.app.state.proxy
     raw = await read_body(request, request.app.state.settings.max_body_bytes)
     call = Call(Endpoint.CHAT, request.headers.get("x-request-id") or "explain", time.perf_counter())
-    service.route(Endpoint.CHAT, raw, request.headers, call)
+    await service.route(Endpoint.CHAT, raw, request.headers, call)
     assert call.decision is not None and call.facts is not None
     facts = dataclasses.asdict(call.facts)
     facts["features"] = sorted(facts["features"])
@@ -40,3 +41,16 @@ async def reload(request: Request) -> Response:
     ok, message = await request.app.state.reloader.reload_now()
     return Response(orjson.dumps({"reloaded": ok, "message": message}), media_type="application/json",
                     status_code=200 if ok else 422)
+
+
+@router.get("/spend")
+async def spend(request: Request, period: str = "day", date: str | None = None) -> dict[str, object]:
+    """Spend per key, team and deployment for a UTC day (YYYYMMDD) or month (YYYYMM). Admin keys only."""
+    service: ProxyService = request.app.state.proxy
+    identity = authenticate(service.runtime.snapshot, request.headers.get("authorization"), service.admin_key)
+    if not identity.admin:
+        raise PermissionDenied("Only admin keys may read spend.")
+    if period not in ("day", "month"):
+        raise InvalidRequest("period must be `day` or `month`.", param="period")
+    report = await service.state.spend.report(period, date)  # type: ignore[arg-type]
+    return report.to_dict()

@@ -24,6 +24,11 @@ async def readyz(request: Request) -> Response:
     else:
         checks["policy"] = "not loaded"
         ready = False
+    shared = state.state
+    if shared.kind == "redis":
+        # Degraded, not unready: taking every replica out of service when Redis fails would turn a
+        # cache outage into a gateway outage. The gateway serves on; limits fail open or closed by policy.
+        checks["redis"] = "ok" if await shared.ping() else "degraded (serving; cache off, limits per policy)"
     if state.draining:
         checks["shutdown"] = "draining"
         ready = False

@@ -1,8 +1,8 @@
-"""The proxy service: one request from validated body to upstream answer, and its accounting.
+"""The proxy service: one request from raw body to upstream answer.
 
-Order of work: authenticate → parse and validate → facts → routing decision → execute along the
-Decision's targets → respond. Metrics, access log and spend are recorded after the response has been
-handed over (a background task for plain responses, the relay's ``finally`` for streams).
+Order of work: authenticate → parse and validate → facts → budget → routing decision → rate limit →
+cache lookup → execute along the Decision's targets → respond. Accounting (metrics, access log,
+spend, cache fill) happens after the response was handed over (``accounting.py``).
 """
 
 from __future__ import annotations
@@ -10,65 +10,45 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
-from gateway.api.access_log import AccessLog
-from gateway.api.auth import Identity, authenticate
-from gateway.api.responses import AccountedResponse, SSEResponse, sse_error
+from gateway.api.accounting import Accounting
+from gateway.api.admission import Admission
+from gateway.api.auth import authenticate
+from gateway.api.call import Call
+from gateway.api.responses import AccountedResponse, SSEResponse
+from gateway.api.stream_relay import StreamState, close_upstream, relay, replay
 from gateway.api.validation import parse_json_object, validate
 from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
-from gateway.core.types import Decision, Endpoint, RequestFacts, Usage
-from gateway.metrics.recorder import MetricsRecorder, Outcome
-from gateway.policy.prices import request_cost
+from gateway.core.types import Endpoint
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
-from gateway.routing.runtime import PolicySnapshot, Runtime
-
-
-@dataclass(slots=True)
-class Call:
-    """Per-request working state shared by the steps below."""
-
-    endpoint: Endpoint
-    request_id: str
-    started: float
-    identity: Identity | None = None
-    facts: RequestFacts | None = None
-    decision: Decision | None = None
-    snapshot: PolicySnapshot | None = None
-
-
-@dataclass(slots=True)
-class _StreamState:
-    call: Call
-    execution: Execution
-    strip_usage: bool
-    usage: Usage | None = None
-    error: GatewayError | None = None
-    ok: bool = False
-    ttft: float | None = None
-    ended: bool = False
+from gateway.routing.runtime import Runtime
+from gateway.state import CacheEntry, StateService, StreamCapture, stream_from_completion
 
 
 class ProxyService:
-    def __init__(self, runtime: Runtime, recorder: MetricsRecorder, access_log: AccessLog, admin_key: str | None = None) -> None:
+    def __init__(self, runtime: Runtime, state: StateService, admission: Admission, accounting: Accounting,
+                 admin_key: str | None = None) -> None:
         self.runtime = runtime
-        self.recorder = recorder
-        self.access_log = access_log
+        self.state = state
+        self.admission = admission
+        self.accounting = accounting
+        self.recorder = accounting.recorder
         self.admin_key = admin_key
 
-    def route(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str], call: Call) -> dict[str, Any]:
-        """Authenticate, validate and decide; fills ``call`` and returns the parsed body."""
+    async def route(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str], call: Call) -> dict[str, Any]:
+        """Authenticate, validate, check the budget and decide; fills ``call`` and returns the parsed body."""
         snapshot = call.snapshot = self.runtime.snapshot
         call.identity = identity = authenticate(snapshot, headers.get("authorization"), self.admin_key)
         body = parse_json_object(raw)
         validate(endpoint, body)
-        call.facts = facts = snapshot.facts.build(endpoint, body, headers, team=identity.team, key=identity.key)
+        facts = snapshot.facts.build(endpoint, body, headers, team=identity.team, key=identity.key)
+        call.facts = facts = await self.admission.budget(call, facts)
         call.decision = decide(
             facts, snapshot.policy, self.runtime.stats.snapshot(), decision_id=call.request_id,
             policy_version=snapshot.version,
@@ -79,7 +59,7 @@ class ProxyService:
         call = Call(endpoint, headers.get("x-request-id") or uuid.uuid4().hex, started)
         self.recorder.request_started(endpoint.value)
         try:
-            body = self.route(endpoint, raw, headers, call)
+            body = await self.route(endpoint, raw, headers, call)
             decision = call.decision
             assert decision is not None and call.snapshot is not None
             if decision.denied is not None:
@@ -89,76 +69,68 @@ class ProxyService:
                 reasons = "; ".join(f"{d.deployment}: {d.reason} ({d.detail})" for d in decision.dropped)
                 raise NoRouteAvailable(f"No deployment of `{decision.model}` can serve this request: {reasons}",
                                        headers=self._route_headers(call))
-            stream = body.get("stream") is True
-            client_wants_usage = False
-            if stream and endpoint is not Endpoint.EMBEDDINGS:
-                options = body.get("stream_options") or {}
-                client_wants_usage = options.get("include_usage") is True
-                if not client_wants_usage:
-                    # Ask upstream for usage anyway (for cost and stats); the relay drops that event again.
-                    body = {**body, "stream_options": {**options, "include_usage": True}}
+            await self.admission.rate_limit(call)
+            stream = body.get("stream") is True and endpoint is not Endpoint.EMBEDDINGS
+            wants_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
+            entry = await self.admission.cache_lookup(call, body, headers)
+            if entry is not None:
+                return self._from_cache(call, entry, stream, wants_usage)
+            if stream and not wants_usage:
+                # Ask upstream for usage anyway (for cost and stats); the relay drops that event again.
+                body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
             snapshot = call.snapshot
-            deadline = time.monotonic() + max(snapshot.policy.deployments[t.deployment].timeouts.total for t in decision.targets)
-            self.recorder.decision(decision.model, decision.rule, snapshot.policy.deployments[decision.targets[0].deployment].hosting,
+            deployments = snapshot.policy.deployments
+            deadline = time.monotonic() + max(deployments[t.deployment].timeouts.total for t in decision.targets)
+            self.recorder.decision(decision.model, decision.rule, deployments[decision.targets[0].deployment].hosting,
                                    [(d.deployment, d.reason) for d in decision.dropped])
             execution = await self.runtime.executor.execute(
-                decision, snapshot.policy.deployments, snapshot.providers, endpoint=endpoint, body=body,
+                decision, deployments, snapshot.providers, endpoint=endpoint, body=body,
                 stream=stream, request_id=call.request_id, deadline=deadline,
             )
         except GatewayError as exc:
-            self._finish(call, "denied" if isinstance(exc, PolicyDenied) else "error", error=exc)
-            exc.headers.setdefault("x-request-id", call.request_id)
+            self.accounting.finish(call, "denied" if isinstance(exc, PolicyDenied) else "error", error=exc)
+            for name, value in self._route_headers(call).items():
+                exc.headers.setdefault(name, value)
             raise
         except asyncio.CancelledError:
-            self._finish(call, "cancelled")  # the client went away; the upstream call was cancelled with us
+            self.accounting.finish(call, "cancelled")  # the client went away; the upstream call was cancelled with us
             raise
         headers_out = self._route_headers(call, execution)
         if execution.stream is not None:
-            state = _StreamState(call, execution, strip_usage=not client_wants_usage)
-            return SSEResponse(self._relay(state), headers_out, on_close=lambda: self._end_stream(state))
+            capture = StreamCapture() if call.plan is not None and call.plan.write else None
+            state = StreamState(call, execution, strip_usage=not wants_usage, capture=capture)
+            return SSEResponse(relay(state, self._end_stream), headers_out, on_close=lambda: self._end_stream(state))
         reply = execution.reply
         assert reply is not None
-        return AccountedResponse(
-            reply.body, headers_out, on_done=lambda: self._finish(call, "ok", execution=execution, usage=reply.usage),
-        )
 
-    async def _relay(self, st: _StreamState) -> AsyncIterator[bytes]:
-        stream = st.execution.stream
-        assert stream is not None
-        st.ttft = time.perf_counter() - st.call.started
-        try:
-            yield stream.first
-            async for event in stream:
-                if b'"usage":{' in event or b'"usage": {' in event:
-                    st.usage, is_usage_only = _usage_of(event)
-                    if st.strip_usage and is_usage_only:
-                        continue
-                yield event
-            st.ok = True
-        except GatewayError as exc:
-            st.error = exc
-            yield sse_error(exc)
-        finally:
-            await self._end_stream(st)
+        def done() -> None:
+            self.accounting.finish(call, "ok", execution=execution, usage=reply.usage)
+            self.accounting.cache_fill(call, execution, reply.parsed)
 
-    async def _end_stream(self, st: _StreamState) -> None:
-        """Release the upstream and account for the stream, exactly once — also when the client left
-        before the first event was written and the relay never ran."""
-        if st.ended:
+        return AccountedResponse(reply.body, headers_out, on_done=done)
+
+    async def _end_stream(self, st: StreamState) -> None:
+        """Runs exactly once per stream — also when the client left before the relay ever ran."""
+        if not await close_upstream(st, self.runtime.executor):
             return
-        st.ended = True
-        execution = st.execution
-        assert execution.stream is not None
-        try:
-            await execution.stream.aclose()
-        finally:
-            usage = st.usage
-            self.runtime.executor.stream_finished(
-                execution, ok=st.ok, ttft_s=st.ttft or 0.0, output_tokens=usage.completion_tokens if usage else 0,
-                error=st.error,
-            )
-            outcome = "ok" if st.ok else "error" if st.error is not None else "cancelled"  # cancelled: the client left
-            self._finish(st.call, outcome, execution=execution, usage=usage, error=st.error, ttft=st.ttft)
+        outcome = "ok" if st.ok else "error" if st.error is not None else "cancelled"  # cancelled: the client left
+        self.accounting.finish(st.call, outcome, execution=st.execution, usage=st.usage, error=st.error, ttft=st.ttft)
+        if st.ok and st.capture is not None:
+            self.accounting.cache_fill(st.call, st.execution, st.capture.completion())
+
+    def _from_cache(self, call: Call, entry: CacheEntry, stream: bool, wants_usage: bool) -> Response:
+        headers = self._route_headers(call)
+        headers["x-gateway-deployment"] = entry.deployment
+        headers["x-gateway-hosting"] = entry.hosting
+        done = lambda: self.accounting.finish(call, "cached", served_by=entry.deployment)  # noqa: E731
+        if not stream:
+            return AccountedResponse(orjson.dumps(entry.completion), headers, on_done=done)
+        events = stream_from_completion(entry.completion, include_usage=wants_usage)
+
+        async def close() -> None:
+            done()
+
+        return SSEResponse(replay(events), headers, on_close=close)
 
     def _route_headers(self, call: Call, execution: Execution | None = None) -> dict[str, str]:
         headers = {"x-request-id": call.request_id, "x-gateway-decision-id": call.request_id}
@@ -166,71 +138,13 @@ class ProxyService:
         if decision is not None:
             headers["x-gateway-rule"] = decision.rule
             headers["x-gateway-policy-version"] = decision.policy_version
+        if call.cache_result is not None:
+            headers["x-gateway-cache"] = call.cache_result
+        if call.ticket is not None:
+            headers.update(call.ticket.headers)
         if execution is not None:
             headers["x-gateway-deployment"] = execution.deployment.name
             headers["x-gateway-hosting"] = execution.deployment.hosting
             if execution.failures:
                 headers["x-gateway-fallbacks"] = ",".join(f"{f.deployment}:{f.error}" for f in execution.failures)
         return headers
-
-    def _finish(self, call: Call, outcome: str, *, execution: Execution | None = None, usage: Usage | None = None,
-                error: GatewayError | None = None, ttft: float | None = None) -> None:
-        duration = time.perf_counter() - call.started
-        dep = execution.deployment if execution else None
-        cost = reference = 0.0
-        snapshot = call.snapshot
-        if usage is not None and dep is not None:
-            cost = request_cost(dep, usage.prompt_tokens, usage.completion_tokens)
-            ref_name = snapshot.policy.reference_model if snapshot else None
-            ref = snapshot.policy.deployments.get(ref_name) if snapshot and ref_name else None
-            reference = request_cost(ref, usage.prompt_tokens, usage.completion_tokens) if ref else cost
-        facts = call.facts
-        identity = call.identity
-        o = Outcome(
-            endpoint=call.endpoint.value, model=facts.model if facts else "", team=identity.team if identity else "default",
-            outcome=outcome, duration_s=duration, upstream_s=execution.upstream_seconds if execution else 0.0,
-            ttft_s=ttft, deployment=dep, usage=usage, cost_usd=cost, reference_cost_usd=reference,
-            rule=call.decision.rule if call.decision else "default", error=error,
-        )
-        self.recorder.request_done(o)
-        if self.access_log.enabled:
-            self.access_log.write(_log_entry(call, o, execution))
-
-
-def _usage_of(event: bytes) -> tuple[Usage | None, bool]:
-    try:
-        payload = orjson.loads(event[event.index(b"{"):])
-    except (ValueError, orjson.JSONDecodeError):
-        return None, False
-    return Usage.from_openai(payload.get("usage")), not payload.get("choices")
-
-
-def _log_entry(call: Call, o: Outcome, execution: Execution | None) -> dict[str, Any]:
-    decision = call.decision
-    entry: dict[str, Any] = {
-        "ts": time.time(), "request_id": call.request_id, "endpoint": o.endpoint, "model": o.model,
-        "team": o.team, "key": call.identity.key if call.identity else None, "outcome": o.outcome,
-        "status": o.error.status if o.error else 200, "duration_ms": round(o.duration_s * 1000, 3),
-        "deployment": o.deployment.name if o.deployment else None,
-        "hosting": o.deployment.hosting if o.deployment else None,
-        "rule": o.rule, "policy_version": decision.policy_version if decision else None,
-    }
-    if call.facts is not None:
-        entry["data_class"] = call.facts.data_class
-        entry["detected"] = list(call.facts.detected)
-        entry["prompt_tokens_est"] = call.facts.prompt_tokens
-    if decision is not None:
-        entry["targets"] = [t.deployment for t in decision.targets]
-        entry["dropped"] = [f"{d.deployment}:{d.reason}" for d in decision.dropped]
-    if o.usage is not None:
-        entry.update(prompt_tokens=o.usage.prompt_tokens, completion_tokens=o.usage.completion_tokens,
-                     cost_usd=round(o.cost_usd, 8))
-    if o.ttft_s is not None:
-        entry["ttft_ms"] = round(o.ttft_s * 1000, 3)
-    if execution is not None:
-        entry["upstream_ms"] = round(execution.upstream_seconds * 1000, 3)
-        if execution.failures:
-            entry["fallbacks"] = [f"{f.deployment}:{f.error}" for f in execution.failures]
-    if o.error is not None:
-        entry.update(error_type=o.error.kind, fault=o.error.fault)
-    return entry

@@ -57,6 +57,8 @@ class RequestFacts:
     metadata: dict[str, Any] = field(default_factory=dict)
     hour_utc: int = 0
     weekday: int = 0
+    budget_pacing: bool = False
+    """The team is in its budget's pacing zone: rank by cost whatever the rules say."""
 
 
 @dataclass(frozen=True, slots=True)

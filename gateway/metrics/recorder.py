@@ -102,6 +102,19 @@ class MetricsRecorder(ExecutorHooks):
         for dep_name, reason in dropped:
             self.m.dropped.labels(dep_name, reason).inc()
 
+    def budget_denied(self, team: str, action: str) -> None:
+        self.m.budget_denied.labels(self.team_label(team), action).inc()
+
+    def budget_remaining(self, team: str, day: float | None, month: float | None) -> None:
+        team = self.team_label(team)
+        if day is not None:
+            self.m.budget_remaining.labels(team, "day").set(day)
+        if month is not None:
+            self.m.budget_remaining.labels(team, "month").set(month)
+
+    def rate_limited(self, team: str, scope: str, limit: str) -> None:
+        self.m.rate_limited.labels(self.team_label(team), scope, limit).inc()
+
     def breaker_changed(self, deployment: str, state: BreakerState) -> None:
         self.m.breaker_state.labels(deployment).set(int(state))
 

@@ -101,7 +101,7 @@ def decide(
             continue
         kept.append((dep, cost, latency))
 
-    objective = fx.objective or route.objective or policy.defaults.objective
+    objective = "cost" if facts.budget_pacing else (fx.objective or route.objective or policy.defaults.objective)
     ranked = _rank(kept, objective, fx.latency_slo_ms)
     if fx.fallback_outside and ranked:
         ranked += _rank(outside, objective, fx.latency_slo_ms)

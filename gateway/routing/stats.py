@@ -46,6 +46,7 @@ class LiveStats:
         self._running: dict[str, _Running] = {}
         self._health: dict[str, bool] = {}
         self._snapshot: dict[str, DeploymentStats] = {}
+        self._remote: dict[str, dict[str, float]] = {}
         self._snapshot_at = 0.0
         self._dirty = True
 
@@ -90,6 +91,13 @@ class LiveStats:
             self._dirty = True
             self._snapshot_at = 0.0  # breaker changes must reach the engine at once
 
+    def merge_remote(self, merged: dict[str, dict[str, float]]) -> None:
+        """Statistics of every replica (this one included), averaged by samples: with them, replicas
+        rank deployments alike. A breaker open in most replicas counts as unhealthy here too."""
+        self._remote = merged
+        self._dirty = True
+        self._snapshot_at = 0.0
+
     def in_flight(self, deployment: str) -> int:
         r = self._running.get(deployment)
         return r.in_flight if r else 0
@@ -97,15 +105,7 @@ class LiveStats:
     def snapshot(self, now: float | None = None) -> Mapping[str, DeploymentStats]:
         now = time.monotonic() if now is None else now
         if self._dirty and now - self._snapshot_at >= self._interval:
-            self._snapshot = {
-                name: DeploymentStats(
-                    ttft_ms=r.ttft_ms, tokens_per_second=r.tps, latency_ms=r.latency_ms,
-                    error_rate=r.error_rate, in_flight=r.in_flight,
-                    healthy=self._health.get(name, True),
-                    samples=r.samples,
-                )
-                for name, r in self._running.items()
-            }
+            self._snapshot = {name: self._combined(name, r) for name, r in self._running.items()}
             for name, healthy in self._health.items():
                 if name not in self._snapshot:
                     self._snapshot[name] = DeploymentStats(healthy=healthy)
@@ -113,9 +113,23 @@ class LiveStats:
             self._dirty = False
         return self._snapshot
 
-    def export(self) -> dict[str, dict[str, float | None]]:
+    def _combined(self, name: str, r: _Running) -> DeploymentStats:
+        healthy = self._health.get(name, True)
+        remote = self._remote.get(name)
+        if not remote or remote.get("processes", 0) < 2:
+            return DeploymentStats(ttft_ms=r.ttft_ms, tokens_per_second=r.tps, latency_ms=r.latency_ms,
+                                   error_rate=r.error_rate, in_flight=r.in_flight, healthy=healthy, samples=r.samples)
+        open_share = remote.get("breaker_open", 0) / remote["processes"]
+        return DeploymentStats(
+            ttft_ms=remote.get("ttft_ms", r.ttft_ms), tokens_per_second=remote.get("tokens_per_second", r.tps),
+            latency_ms=remote.get("latency_ms", r.latency_ms), error_rate=remote.get("error_rate", r.error_rate),
+            in_flight=r.in_flight, healthy=healthy and open_share <= 0.5, samples=int(remote.get("samples", r.samples)),
+        )
+
+    def export(self) -> dict[str, dict[str, float | int | None]]:
         """Plain values, for sharing through Redis and for the admin view."""
         return {
-            n: {"ttft_ms": r.ttft_ms, "tokens_per_second": r.tps, "latency_ms": r.latency_ms, "error_rate": r.error_rate}
+            n: {"ttft_ms": r.ttft_ms, "tokens_per_second": r.tps, "latency_ms": r.latency_ms,
+                "error_rate": r.error_rate, "samples": r.samples}
             for n, r in self._running.items()
         }

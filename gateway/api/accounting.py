@@ -1,0 +1,114 @@
+"""After a request: metrics, the access log line, spend, rate-limit correction and cache fill.
+
+Runs once the response has been handed to the server (see ``responses.py``). Everything that talks
+to shared state is scheduled as a background task; nothing here can delay or fail a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from gateway.api.access_log import AccessLog
+from gateway.api.call import Call
+from gateway.core.errors import GatewayError
+from gateway.core.types import Usage
+from gateway.metrics.recorder import MetricsRecorder, Outcome
+from gateway.policy.prices import request_cost
+from gateway.routing.executor import Execution
+from gateway.state import StateService
+
+log = logging.getLogger("gateway.accounting")
+
+
+class Accounting:
+    def __init__(self, recorder: MetricsRecorder, access_log: AccessLog, state: StateService) -> None:
+        self.recorder = recorder
+        self.access_log = access_log
+        self.state = state
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background accounting failed: %r", task.exception())
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+
+    def cache_fill(self, call: Call, execution: Execution, completion: dict[str, Any] | None) -> None:
+        plan = call.plan
+        if plan is None or not plan.write or completion is None:
+            return
+        dep = execution.deployment
+        self.background(self.state.cache.store(plan, hosting=dep.hosting, deployment=dep.name, completion=completion))
+
+    def finish(self, call: Call, outcome: str, *, execution: Execution | None = None, usage: Usage | None = None,
+               error: GatewayError | None = None, ttft: float | None = None, served_by: str | None = None) -> None:
+        duration = time.perf_counter() - call.started
+        dep = execution.deployment if execution else None
+        cost = reference = 0.0
+        snapshot = call.snapshot
+        if usage is not None and dep is not None:
+            cost = request_cost(dep, usage.prompt_tokens, usage.completion_tokens)
+            ref_name = snapshot.policy.reference_model if snapshot else None
+            ref = snapshot.policy.deployments.get(ref_name) if snapshot and ref_name else None
+            reference = request_cost(ref, usage.prompt_tokens, usage.completion_tokens) if ref else cost
+        identity = call.identity
+        team = identity.team if identity else "default"
+        o = Outcome(
+            endpoint=call.endpoint.value, model=call.facts.model if call.facts else "", team=team,
+            outcome=outcome, duration_s=duration, upstream_s=execution.upstream_seconds if execution else 0.0,
+            ttft_s=ttft, deployment=dep, usage=usage, cost_usd=cost, reference_cost_usd=reference,
+            rule=call.decision.rule if call.decision else "default", error=error, cache=call.cache_result,
+        )
+        self.recorder.request_done(o)
+        if dep is not None and identity is not None and cost > 0:
+            self.state.spend.record(call.spend_id, key=identity.key, team=team, deployment=dep.name, cost_usd=cost)
+        ticket = call.ticket
+        if ticket is not None and ticket.token_buckets:
+            actual = usage.total_tokens if usage is not None else 0  # failed or cached: nothing was generated
+            self.background(self.state.limiter.reconcile(ticket, actual))
+        if self.access_log.enabled:
+            self.access_log.write(_log_entry(call, o, execution, served_by))
+
+
+def _log_entry(call: Call, o: Outcome, execution: Execution | None, served_by: str | None) -> dict[str, Any]:
+    decision = call.decision
+    entry: dict[str, Any] = {
+        "ts": time.time(), "request_id": call.request_id, "endpoint": o.endpoint, "model": o.model,
+        "team": o.team, "key": call.identity.key if call.identity else None, "outcome": o.outcome,
+        "status": o.error.status if o.error else 200, "duration_ms": round(o.duration_s * 1000, 3),
+        "deployment": o.deployment.name if o.deployment else served_by,
+        "hosting": o.deployment.hosting if o.deployment else None,
+        "rule": o.rule, "policy_version": decision.policy_version if decision else None,
+        "cache": call.cache_result,
+    }
+    if call.facts is not None:
+        entry["data_class"] = call.facts.data_class
+        entry["detected"] = list(call.facts.detected)
+        entry["prompt_tokens_est"] = call.facts.prompt_tokens
+    if decision is not None:
+        entry["targets"] = [t.deployment for t in decision.targets]
+        entry["dropped"] = [f"{d.deployment}:{d.reason}" for d in decision.dropped]
+    if o.usage is not None:
+        entry.update(prompt_tokens=o.usage.prompt_tokens, completion_tokens=o.usage.completion_tokens,
+                     cost_usd=round(o.cost_usd, 8))
+    if o.ttft_s is not None:
+        entry["ttft_ms"] = round(o.ttft_s * 1000, 3)
+    if execution is not None:
+        entry["upstream_ms"] = round(execution.upstream_seconds * 1000, 3)
+        if execution.failures:
+            entry["fallbacks"] = [f"{f.deployment}:{f.error}" for f in execution.failures]
+    if o.error is not None:
+        entry.update(error_type=o.error.kind, fault=o.error.fault)
+    return entry

@@ -1,0 +1,30 @@
+"""Per-request working state, shared by the proxy's steps (routing, admission, relay, accounting)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.api.auth import Identity
+from gateway.core.types import Decision, Endpoint, RequestFacts
+from gateway.routing.runtime import PolicySnapshot
+from gateway.state import CachePlan, RateTicket
+
+
+@dataclass(slots=True)
+class Call:
+    endpoint: Endpoint
+    request_id: str
+    started: float
+    identity: Identity | None = None
+    facts: RequestFacts | None = None
+    decision: Decision | None = None
+    snapshot: PolicySnapshot | None = None
+    ticket: RateTicket | None = None
+    plan: CachePlan | None = None
+    cache_result: str | None = None
+    """hit, miss or bypass once the cache was consulted; None when caching is off for the request."""
+    spend_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Idempotency key for spend: generated here, never taken from the client's x-request-id."""
+    body: dict[str, Any] | None = None
