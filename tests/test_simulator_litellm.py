@@ -19,6 +19,7 @@ from gateway.simulator.server import SimulatorServer
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch on import
 import litellm  # noqa: E402 - after the environment default above
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # litellm's own pydantic warnings
 
 TOOLS = [

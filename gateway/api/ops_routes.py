@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.responses import JSONResponse, Response
+
+from gateway.metrics.exposition import CONTENT_TYPE_LATEST, render
 
 router = APIRouter()
 
@@ -37,10 +38,5 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    settings = request.app.state.settings
-    if settings.metrics_dir:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=settings.metrics_dir)
-    else:
-        registry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body = render(request.app.state.metrics.registry, request.app.state.settings.metrics_dir)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

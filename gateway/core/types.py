@@ -7,7 +7,7 @@ and trivially rendered to JSON for the explain endpoint and the access log.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -26,6 +26,14 @@ _PATHS = {
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
 }
+
+
+class BreakerState(IntEnum):
+    """Circuit breaker state of a deployment (also the value of ``gateway_breaker_state``)."""
+
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
 
 
 class Feature(StrEnum):

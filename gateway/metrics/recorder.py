@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.core.errors import GatewayError
-from gateway.core.types import Usage
+from gateway.core.hooks import ExecutorHooks
+from gateway.core.types import BreakerState, Usage
 from gateway.metrics.registry import GatewayMetrics
 from gateway.policy.models import Deployment, Policy
-from gateway.routing.breaker import BreakerState
-from gateway.routing.executor import ExecutorHooks
 
 OTHER = "other"
 NONE = "none"

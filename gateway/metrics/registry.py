@@ -10,7 +10,11 @@ With several workers, set ``PROMETHEUS_MULTIPROC_DIR``; gauges then declare how 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MultiprocessMode = Literal["all", "livesum", "max"]
 
 # Sub-millisecond resolution for the gateway's own overhead, seconds-long tails for upstream calls.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1)
@@ -23,8 +27,8 @@ DEPLOYMENT_LABELS = ("deployment", "provider", "hosting")
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry, *, multiprocess: bool = False) -> None:
         self.registry = registry
-        live = "livesum" if multiprocess else "all"
-        latest = "max" if multiprocess else "all"
+        live: MultiprocessMode = "livesum" if multiprocess else "all"
+        latest: MultiprocessMode = "max" if multiprocess else "all"
         r = registry
 
         self.requests = Counter("gateway_requests", "Requests answered, by route and outcome (ok, error, denied, cached).", REQUEST_LABELS, registry=r)

@@ -9,7 +9,7 @@ aiohttp errors are translated to ``core.errors`` here and nowhere else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -147,7 +147,7 @@ def _check_json(event: bytes, name: str) -> None:
         raise UpstreamProtocolError(f"deployment {name!r} sent a malformed stream event") from None
 
 
-async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> AsyncIterator[bytes]:
+async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> AsyncGenerator[bytes, None]:
     """Yield complete SSE events (each ending in a blank line) as the upstream sent them."""
     content = resp.content
     buffer = b""

@@ -12,13 +12,10 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from enum import IntEnum
 
+from gateway.core.types import BreakerState
 
-class BreakerState(IntEnum):
-    CLOSED = 0
-    HALF_OPEN = 1
-    OPEN = 2
+__all__ = ["BreakerState", "CircuitBreaker"]
 
 
 class CircuitBreaker:

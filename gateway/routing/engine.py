@@ -70,12 +70,10 @@ def decide(
 
     fx, fired = _apply_rules(policy, facts)
     cache_settings = fx.cache or policy.defaults.cache
-    base = dict(
-        decision_id=decision_id, model=facts.model, policy_version=policy_version,
-        rules_fired=fired, cache=CacheDirective(cache_settings.enabled, cache_settings.ttl_seconds, cache_settings.allow_nondeterministic),
-    )
+    cache = CacheDirective(cache_settings.enabled, cache_settings.ttl_seconds, cache_settings.allow_nondeterministic)
     if fx.deny is not None:
-        return Decision(targets=(), rule=fx.deny_rule or "default", denied=fx.deny, **base)
+        return Decision(decision_id=decision_id, model=facts.model, policy_version=policy_version, rules_fired=fired,
+                        cache=cache, targets=(), rule=fx.deny_rule or "default", denied=fx.deny)
 
     expected_out = facts.max_output_tokens or fx.expected_output or policy.defaults.expected_output_tokens
     kept: list[tuple[Deployment, float, float]] = []
@@ -108,10 +106,10 @@ def decide(
     limit = 1 + policy.defaults.max_fallbacks
     targets = tuple(Target(dep.name, round(cost, 8), round(score, 6)) for dep, cost, score in ranked[:limit])
     return Decision(
+        decision_id=decision_id, model=facts.model, policy_version=policy_version, rules_fired=fired, cache=cache,
         targets=targets, dropped=tuple(dropped), rule=fx.deciding_rule or "default",
         objective=_objective_name(objective), max_price_usd=fx.max_price_usd, latency_slo_ms=fx.latency_slo_ms,
-        required=fx.require.model_dump(by_alias=True, exclude_none=True) if fx.require else {},
-        **base,
+        required=_required(fx.require),
     )
 
 
@@ -190,6 +188,10 @@ def _rank(
         for d, c, lat in rows
     ]
     return sorted(scored, key=lambda r: (r[2], order[r[0].name]))
+
+
+def _required(req: Requirement | None) -> dict[str, object]:
+    return req.model_dump(by_alias=True, exclude_none=True) if req is not None else {}
 
 
 def _objective_name(objective: Objective) -> str:

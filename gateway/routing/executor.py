@@ -25,6 +25,7 @@ from gateway.core.errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from gateway.core.hooks import ExecutorHooks
 from gateway.core.types import Decision, Endpoint
 from gateway.policy.models import Deployment
 from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
@@ -48,16 +49,6 @@ class Execution:
     started: float = 0.0
     failures: list[Attempted] = field(default_factory=list)
     gate: ConcurrencyGate | None = None
-
-
-class ExecutorHooks:
-    """What the executor reports as it goes (metrics); the default does nothing."""
-
-    def retry(self, deployment: Deployment, error: GatewayError) -> None: ...
-    def fallback(self, from_dep: str, to_dep: str, error: str) -> None: ...
-    def attempt(self, deployment: Deployment, seconds: float, error: GatewayError | None) -> None: ...
-    def upstream_started(self, deployment: str) -> None: ...
-    def upstream_finished(self, deployment: str) -> None: ...
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -62,7 +62,7 @@ class FactsBuilder:
     def build(
         self,
         endpoint: Endpoint,
-        body: Mapping[str, Any],
+        body: dict[str, Any],
         headers: Mapping[str, str],
         *,
         team: str,
@@ -71,7 +71,7 @@ class FactsBuilder:
     ) -> RequestFacts:
         policy = self._policy
         team_cfg = policy.teams.get(team)
-        data_class = team_cfg.data_class if team_cfg else "internal"
+        data_class: str = team_cfg.data_class if team_cfg else "internal"
         declared = headers.get(self._header)
         if declared:
             declared = declared.strip().lower()

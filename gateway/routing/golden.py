@@ -43,8 +43,8 @@ def run_case(policy: Policy, case: GoldenCase, builder: FactsBuilder) -> CaseRes
     try:
         decision = decide_case(policy, case, builder)
     except GatewayError as exc:
-        problems = () if case.expect_denied else (f"expected a route, got error {exc.kind}: {exc.message}",)
-        return CaseResult(case, None, exc, problems)
+        expected = () if case.expect_denied else (f"expected a route, got error {exc.kind}: {exc.message}",)
+        return CaseResult(case, None, exc, expected)
     got_targets = tuple(t.deployment for t in decision.targets)
     problems: list[str] = []
     denied = decision.denied is not None

@@ -1,0 +1,16 @@
+"""What the executor reports as it works. Defined here, in core, so that metrics can implement it
+without importing routing (imports point one way: routing → metrics → core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExecutorHooks:
+    """The default does nothing; ``metrics.recorder.MetricsRecorder`` records each event."""
+
+    def retry(self, deployment: Any, error: Any) -> None: ...
+    def fallback(self, from_dep: str, to_dep: str, error: str) -> None: ...
+    def attempt(self, deployment: Any, seconds: float, error: Any) -> None: ...
+    def upstream_started(self, deployment: str) -> None: ...
+    def upstream_finished(self, deployment: str) -> None: ...

@@ -1,0 +1,64 @@
+"""The import direction of DESIGN.md, and each third-party library in its one corner, as a test."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "gateway"
+
+# layer → layers it may import (imports point one way: app → api → routing → providers/state/metrics → policy → core)
+ALLOWED = {
+    "core": {"core"},
+    "policy": {"core", "policy"},
+    "simulator": {"simulator"},
+    "providers": {"core", "providers", "simulator"},
+    "state": {"core", "policy", "state"},
+    "metrics": {"core", "policy", "metrics"},
+    "routing": {"core", "policy", "providers", "state", "metrics", "routing"},
+    "api": {"core", "policy", "providers", "state", "metrics", "routing", "api"},
+}
+# third-party library → the only modules (path prefixes under gateway/) that may import it
+CORNERS = {
+    "litellm": ("providers/litellm_runtime.py",),
+    "redis": ("state/redis_backend.py",),
+    "prometheus_client": ("metrics/", "app.py"),  # app.py: the composition root creates the registry
+    "tenacity": ("routing/executor.py",),
+    "fastapi": ("api/", "app.py"),
+    "starlette": ("api/", "app.py", "server.py"),
+    "aiohttp": ("providers/openai_compat.py", "providers/litellm_errors.py", "simulator/server.py"),
+    "uvicorn": ("cli.py",),
+}
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PACKAGE)) for p in MODULES])
+def test_imports_point_one_way(path: Path) -> None:
+    rel = path.relative_to(PACKAGE)
+    layer = rel.parts[0] if len(rel.parts) > 1 else None
+    for name in _imports(path):
+        top = name.split(".")[0]
+        if top == "gateway" and layer in ALLOWED:
+            target = name.split(".")[1] if "." in name else ""
+            assert target in ALLOWED[layer], f"{rel} imports {name}: {layer} may not import {target}"
+        if top in CORNERS:
+            assert str(rel).startswith(CORNERS[top]), f"{rel} imports {top}, which belongs in {CORNERS[top]}"
+
+
+def test_no_grab_bag_modules() -> None:
+    assert not [p for p in MODULES if p.stem in ("utils", "helpers", "misc", "common")]
