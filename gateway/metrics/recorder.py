@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.core.errors import GatewayError
 from gateway.core.hooks import ExecutorHooks
@@ -41,6 +42,17 @@ class MetricsRecorder(ExecutorHooks):
         self._teams: frozenset[str] = frozenset()
         self._rules: frozenset[str] = frozenset()
         self._active: tuple[str, str] | None = None
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, memoised: prometheus_client's own lookup takes a lock and builds
+        keys on every call, and the hot path makes a dozen of these per request. Label sets are bounded
+        by the policy, so this stays small."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def policy_installed(self, policy: Policy, version: str, loaded_at: float, *, initial: bool = False) -> None:
         self._models = frozenset(policy.models)
@@ -74,67 +86,78 @@ class MetricsRecorder(ExecutorHooks):
         return rule if rule in self._rules else OTHER
 
     def request_done(self, o: Outcome) -> None:
-        m = self.m
+        m, c = self.m, self._child
         dep = o.deployment
         dep_name, provider, hosting = (dep.name, dep.type, dep.hosting) if dep else (NONE, NONE, NONE)
         model = self.model_label(o.model)
         team = self.team_label(o.team)
-        m.in_flight.labels(o.endpoint).dec()
-        m.requests.labels(o.endpoint, model, dep_name, provider, hosting, team, o.outcome).inc()
-        m.request_duration.labels(o.endpoint, model, dep_name, o.outcome).observe(o.duration_s)
+        c(m.in_flight, o.endpoint).dec()
+        c(m.requests, o.endpoint, model, dep_name, provider, hosting, team, o.outcome).inc()
+        c(m.request_duration, o.endpoint, model, dep_name, o.outcome).observe(o.duration_s)
         if o.upstream_s:
-            m.overhead.labels(o.endpoint).observe(max(0.0, o.duration_s - o.upstream_s))
+            c(m.overhead, o.endpoint).observe(max(0.0, o.duration_s - o.upstream_s))
         if o.ttft_s is not None:
-            m.ttft.labels(model, dep_name).observe(o.ttft_s)
+            c(m.ttft, model, dep_name).observe(o.ttft_s)
         if o.usage is not None and dep is not None:
-            m.tokens.labels(dep_name, hosting, team, "input").inc(o.usage.prompt_tokens)
-            m.tokens.labels(dep_name, hosting, team, "output").inc(o.usage.completion_tokens)
-            m.cost.labels(dep_name, hosting, team).inc(o.cost_usd)
-            m.reference_cost.labels(dep_name, hosting, team).inc(o.reference_cost_usd)
+            c(m.tokens, dep_name, hosting, team, "input").inc(o.usage.prompt_tokens)
+            c(m.tokens, dep_name, hosting, team, "output").inc(o.usage.completion_tokens)
+            c(m.cost, dep_name, hosting, team).inc(o.cost_usd)
+            c(m.reference_cost, dep_name, hosting, team).inc(o.reference_cost_usd)
         if o.error is not None:
-            m.errors.labels(o.error.fault, o.error.kind, o.endpoint).inc()
+            c(m.errors, o.error.fault, o.error.kind, o.endpoint).inc()
         if o.cache is not None:
-            m.cache.labels(o.endpoint, o.cache).inc()
+            c(m.cache, o.endpoint, o.cache).inc()
 
     def decision(self, model: str, rule: str, hosting: str, dropped: list[tuple[str, str]]) -> None:
-        self.m.decisions.labels(self.model_label(model), self.rule_label(rule), hosting).inc()
+        m, c = self.m, self._child
+        c(m.decisions, self.model_label(model), self.rule_label(rule), hosting).inc()
         for dep_name, reason in dropped:
-            self.m.dropped.labels(dep_name, reason).inc()
+            c(m.dropped, dep_name, reason).inc()
 
     def budget_denied(self, team: str, action: str) -> None:
-        self.m.budget_denied.labels(self.team_label(team), action).inc()
+        m, c = self.m, self._child
+        c(m.budget_denied, self.team_label(team), action).inc()
 
     def budget_remaining(self, team: str, day: float | None, month: float | None) -> None:
+        m, c = self.m, self._child
         team = self.team_label(team)
         if day is not None:
-            self.m.budget_remaining.labels(team, "day").set(day)
+            c(m.budget_remaining, team, "day").set(day)
         if month is not None:
-            self.m.budget_remaining.labels(team, "month").set(month)
+            c(m.budget_remaining, team, "month").set(month)
 
     def rate_limited(self, team: str, scope: str, limit: str) -> None:
-        self.m.rate_limited.labels(self.team_label(team), scope, limit).inc()
+        m, c = self.m, self._child
+        c(m.rate_limited, self.team_label(team), scope, limit).inc()
 
     def breaker_changed(self, deployment: str, state: BreakerState) -> None:
-        self.m.breaker_state.labels(deployment).set(int(state))
+        m, c = self.m, self._child
+        c(m.breaker_state, deployment).set(int(state))
 
     # ExecutorHooks
     def retry(self, deployment: Deployment, error: GatewayError) -> None:
-        self.m.retries.labels(deployment.name, error.kind if isinstance(error, GatewayError) else "unknown").inc()
+        m, c = self.m, self._child
+        c(m.retries, deployment.name, error.kind if isinstance(error, GatewayError) else "unknown").inc()
 
     def fallback(self, from_dep: str, to_dep: str, error: str) -> None:
-        self.m.fallbacks.labels(from_dep, to_dep, error).inc()
+        m, c = self.m, self._child
+        c(m.fallbacks, from_dep, to_dep, error).inc()
 
     def upstream_started(self, deployment: str) -> None:
-        self.m.upstream_in_flight.labels(deployment).inc()
+        m, c = self.m, self._child
+        c(m.upstream_in_flight, deployment).inc()
 
     def upstream_finished(self, deployment: str) -> None:
-        self.m.upstream_in_flight.labels(deployment).dec()
+        m, c = self.m, self._child
+        c(m.upstream_in_flight, deployment).dec()
 
     def request_started(self, endpoint: str) -> None:
-        self.m.in_flight.labels(endpoint).inc()
+        m, c = self.m, self._child
+        c(m.in_flight, endpoint).inc()
 
     def attempt(self, deployment: Deployment, seconds: float, error: GatewayError | None) -> None:
+        m, c = self.m, self._child
         outcome = "ok" if error is None else "error"
-        self.m.upstream_duration.labels(deployment.name, deployment.type, deployment.hosting, outcome).observe(seconds)
+        c(m.upstream_duration, deployment.name, deployment.type, deployment.hosting, outcome).observe(seconds)
         if error is not None:
-            self.m.upstream_errors.labels(deployment.name, deployment.type, deployment.hosting, error.kind).inc()
+            c(m.upstream_errors, deployment.name, deployment.type, deployment.hosting, error.kind).inc()
