@@ -46,6 +46,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         on_health=lambda up: metrics.redis_up.set(1 if up else 0),
     )
     metrics.redis_up.set(1)
+    metrics.policy_reloads.labels("failure").inc(0)  # exists at 0, so the first failure is an increase
     accounting = Accounting(recorder, access_log, state)
 
     def install(loaded: LoadedPolicy) -> None:

@@ -25,7 +25,7 @@ README = ROOT / "observability" / "README.md"
 
 EXPECTED_ALERTS = {
     "GatewayDown", "UpstreamErrorRatioHigh", "BreakerOpen", "LatencySLOBurn",
-    "BudgetNearlySpent", "RedisDegraded", "PolicyReloadFailed",
+    "BudgetNearlySpent", "BudgetExhausted", "RedisDegraded", "PolicyReloadFailed",
 }
 
 

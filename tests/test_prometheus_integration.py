@@ -350,6 +350,7 @@ ALERT_SIGNALS = {
         'histogram_quantile(0.95, sum by (le, deployment) (rate(gateway_request_duration_seconds_bucket{outcome="ok", deployment!="none"}[5m])))',
         "max(gateway_latency_slo_seconds)"],
     "BudgetNearlySpent": ["min by (team, period) (gateway_budget_remaining_usd) / max by (team, period) (gateway_budget_limit_usd > 0)"],
+    "BudgetExhausted": ['sum by (team) (gateway_budget_denied_requests_total{action="deny"})'],
     "RedisDegraded": ["min by (job, instance) (gateway_redis_up)", "sum by (job, instance) (rate(gateway_redis_errors_total[5m]))"],
     "PolicyReloadFailed": ['gateway_policy_reloads_total{result="failure"}'],
 }
@@ -423,6 +424,18 @@ def test_budget_nearly_spent_is_pending_for_the_tiny_budget_only(stack: Stack) -
     active = _active(stack, "BudgetNearlySpent")
     assert {(a["labels"]["team"], a["labels"]["period"]) for a in active} == {("tiny", "day")}, \
         _signals(stack, "BudgetNearlySpent")
+
+
+def test_budget_exhausted_fires_for_the_refused_team(stack: Stack) -> None:
+    assert set(stack.traffic.statuses["tiny budget"]) == {200, 429}, "the tiny budget must be spent within the run"
+    assert _labels(_active(stack, "BudgetExhausted"), "team") == {"tiny"}, _signals(stack, "BudgetExhausted")
+
+
+def test_budget_gauge_shows_nothing_left_for_a_refused_team(stack: Stack) -> None:
+    """While a team is refused for budget, the dashboard must not show budget left."""
+    rows = query(stack, 'gateway_budget_remaining_usd{team="tiny", period="day"}')["data"]["result"]
+    assert [float(r["value"][1]) for r in rows] == [0.0], \
+        f"team tiny is refused (429) but gateway_budget_remaining_usd says {rows}"
 
 
 def test_latency_slo_burn_is_pending_against_the_1ms_slo(stack: Stack) -> None:

@@ -24,7 +24,7 @@ METHOD = """\
   sustain in the saturated run is not attempted and is marked *saturated*.
 - **TTFT**: streamed requests at {ttft_rate:g} requests/s (at half its streamed capacity for a system that
   cannot sustain that, marked), time until the first SSE `data:` line.
-- **Connections**: wrk uses up to {connections} connections; a slow system gets fewer (about 1% of the
+- **Connections**: wrk uses up to {connections} connections; a slow system gets fewer (about 2% of the
   requests its warm-up rate predicts for the run, at least 8: still saturating it), because answers in
   flight when wrk stops are work done but not counted. The count used is in results.json.
 - **RSS**: summed over the process tree (pages shared by forked workers count in each); *idle* after three
@@ -33,24 +33,53 @@ METHOD = """\
   open-loop generator, the mock, a Redis the harness started) on the other core(s); with as many workers
   as cores nothing is pinned and all share every core, so on a 2-core machine the 2-worker rows also
   compete with the load generator and the mock (compare with nginx's own 1→2 scaling).
-- LiteLLM runs with a master key (it refuses to start without one) and nothing else: no database, cache,
+- LiteLLM {litellm} is installed by the harness into its own virtual environment (`pip install
+  'litellm[proxy]'`, whatever that resolves to) and runs with a master key (it refuses to start without one) and nothing else: no database, cache,
   rate limits or callbacks, its lightest setup. The gateway's "everything on" policy
   (`bench/policies/everything.yaml`) adds API keys for three teams, eight rules, the sensitive-data scan,
   the cache (lookup miss + store), Redis rate limits and budgets, metrics and the JSON access log.
 """
 
 
-def _tables(doc: dict, rates: tuple[float, ...], render) -> list[str]:
+def _tables(doc: dict, rates: tuple[float, ...], render) -> list[tuple[str, str, str]]:
+    """(title, caption, rendered table) for each table."""
     systems, derived = doc["systems"], doc["derived"]
+    ttft_rate = float(doc["meta"]["settings"]["ttft_rate"])
     return [
-        "Throughput, CPU and memory (ratios: × LiteLLM with the same worker count; of floor: share of the "
-        "mock's own rate)",
-        render(report.throughput_rows(systems, derived)),
-        "Latency added over the floor (floor row: absolute), open loop; TTFT for streams",
-        render(report.latency_rows(systems, derived, rates, float(doc["meta"]["settings"]["ttft_rate"]))),
-        "Targets",
-        render(report.target_rows(doc["targets"])),
+        ("Throughput, CPU and memory",
+         "Saturated. × LiteLLM: against LiteLLM with the same number of workers; of floor: share of the mock's "
+         "own rate; 1→2 workers: plain throughput with two workers over one; failed: requests without a 2xx "
+         "answer over every phase.",
+         render(report.throughput_rows(systems, derived))),
+        ("Added latency",
+         "Open loop, plain requests at fixed rates and streamed ones for time to first token: the system's "
+         "percentile minus the floor's at the same rate (the floor row is absolute).",
+         render(report.latency_rows(systems, derived, rates, ttft_rate))),
+        ("Targets", "The goals of the performance issue, for the gateway with everything on and one worker.",
+         render(report.target_rows(doc["targets"]))),
     ]
+
+
+def headline(doc: dict) -> str:
+    """One sentence with the ratios that matter, when both the gateway and LiteLLM were measured."""
+    d = doc["derived"]
+    gw, ll = d.get("gateway-everything-w1"), d.get("litellm-w1")
+    if not gw or not ll:
+        return ""
+
+    def ms(v: float | None) -> str:
+        return "–" if v is None else f"{v:.1f} ms"
+
+    def g(v: float | None) -> str:
+        return "–" if v is None else f"{v:.3g}"
+
+    return (f"With everything on and one worker, the gateway served {g(gw['json_vs_litellm'])}× LiteLLM's plain "
+            f"and {g(gw['sse_vs_litellm'])}× its streamed requests per second, at 1/{g(gw['cpu_vs_litellm'])} of "
+            f"its CPU time per request ({g(gw['cpu_ms_json'])} ms against {g(ll['cpu_ms_json'])} ms), and added "
+            f"{ms(gw.get('added_p50_25'))} at p50 and {ms(gw.get('added_p99_25'))} at p99 at 25 requests/s where "
+            f"LiteLLM added {ms(ll.get('added_p50_25'))} and {ms(ll.get('added_p99_25'))}; it ran at "
+            f"{g((gw['json_vs_floor'] or 0) * 100)}% of the bare mock's rate (nginx proxy_pass: "
+            f"{g(((d.get('nginx-w1') or {}).get('json_vs_floor') or 0) * 100)}%).")
 
 
 def _checks(doc: dict) -> list[str]:
@@ -70,11 +99,12 @@ def _checks(doc: dict) -> list[str]:
 
 
 def terminal(doc: dict, rates: tuple[float, ...]) -> str:
-    parts = _tables(doc, rates, report.text_table)
     out = []
-    for i in range(0, len(parts), 2):
-        out += ["", parts[i], "", parts[i + 1]]
+    for title, caption, table in _tables(doc, rates, report.text_table):
+        out += ["", f"{title}: {caption}", "", table]
     out += ["", *_checks(doc)]
+    if headline(doc):
+        out += ["", headline(doc)]
     for key, res in doc["systems"].items():
         if res.get("error"):
             out.append(f"{key} FAILED: {res['error']}")
@@ -84,7 +114,6 @@ def terminal(doc: dict, rates: tuple[float, ...]) -> str:
 def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str:
     meta, s = doc["meta"], doc["meta"]["settings"]
     m, v = meta["machine"], meta["versions"]
-    parts = _tables(doc, rates, report.md_table)
     lines = ["# Benchmark results", ""]
     if meta["settings"].get("note"):
         lines += [f"**{meta['settings']['note']}**", ""]
@@ -96,8 +125,10 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
         f"(load average at start {', '.join(map(str, m['load_average_at_start']))}).", "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
     ]
-    for i in range(0, len(parts), 2):
-        lines += [f"## {parts[i].split(' (')[0]}", "", parts[i], "", parts[i + 1], ""]
+    if headline(doc):
+        lines += [headline(doc), ""]
+    for title, caption, table in _tables(doc, rates, report.md_table):
+        lines += [f"## {title}", "", caption, "", table, ""]
     if chart_name:
         lines += [f"![throughput and added latency per system]({chart_name})", ""]
     checks = _checks(doc)
@@ -110,7 +141,7 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
     lines += ["## Method", "", METHOD.format(
         nginx=v.get("nginx", "?"), connections=s["connections"], duration=s["duration"], warmup=s["warmup"],
         rates=", ".join(f"{float(r):g}" for r in s["rates"].split(",")), latency_duration=s["latency_duration"],
-        ttft_rate=s["ttft_rate"], sut_core=sut)]
+        ttft_rate=s["ttft_rate"], sut_core=sut, litellm=v.get("litellm", "(not in this run)"))]
     lines += ["Raw figures, every percentile and error count: `bench/out/results.json`; logs and configs of the "
               "run: `bench/out/run-*/`.", ""]
     return "\n".join(lines)

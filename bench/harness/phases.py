@@ -111,11 +111,11 @@ def _connections(warm: dict | None, cfg: PhaseConfig) -> int:
     """Connections for a saturated run. wrk counts only the answers that complete inside the run, so the
     requests still in flight at its end are work done but not counted. For a slow system (tens of
     requests/s) 64 in-flight requests are a large share of a run; fewer connections still keep it busy
-    and keep that share near 1%: at most ``connections``, at least 8 (enough to saturate any system that
-    is CPU-bound), about 1% of the requests the warm-up rate predicts for the run."""
-    if not warm or not warm.get("rps"):
+    and keep that share near 2%: at most ``connections``, at least 8 (enough to saturate any system that
+    is CPU-bound), about 2% of the requests the warm-up rate predicts for the run."""
+    if warm is None:
         return cfg.connections
-    return max(8, min(cfg.connections, int(warm["rps"] * cfg.duration * 0.01)))
+    return max(8, min(cfg.connections, int(warm["rps"] * cfg.duration * 0.02)))
 
 
 def _ttft_rate(sse_capacity: float, cfg: PhaseConfig) -> float:
@@ -142,6 +142,7 @@ def measure(server: procs.Server, target: Target, cfg: PhaseConfig, side_pids: S
         if cfg.warmup > 0:
             warm = _saturated(pids, server, target, stream, cfg, cfg.warmup, f"warm-{kind}-{target.port}", [],
                               cfg.connections)
+            result[f"warmup_{kind}"] = warm
         result[f"saturated_{kind}"] = _saturated(pids, server, target, stream, cfg, cfg.duration,
                                                  f"s{kind}-{target.port}", side_pids, _connections(warm, cfg))
     result["rss_load_mb"] = max(result["saturated_json"]["rss_peak_mb"], result["saturated_sse"]["rss_peak_mb"])

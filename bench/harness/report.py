@@ -31,7 +31,7 @@ def _get(d: dict | None, *path: str) -> Any:
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a and b else None
+    return float(f"{a / b:.3g}") if a and b else None
 
 
 def _minus(a: float | None, b: float | None) -> float | None:

@@ -30,6 +30,8 @@ class Admission:
             status = await self.state.budgets.check(facts.team, team.budget, on_failure=policy.defaults.rate_limit_failure)
         except BudgetExceeded:
             self.recorder.budget_denied(facts.team, "deny")
+            spent = await self.state.budgets.status(facts.team, team.budget)  # the same cached read: cheap
+            self.recorder.budget_remaining(facts.team, spent.remaining_day_usd, spent.remaining_month_usd)
             raise
         if status is None:
             return facts

@@ -72,6 +72,8 @@ class MetricsRecorder(ExecutorHooks):
                 self.m.slo_target.labels(rule.name).set(rule.latency_slo_ms / 1000)
         for team_name, team in policy.teams.items():
             if team.budget is not None:
+                # Series that exist from the start at 0, so the first refusal is an increase.
+                self.m.budget_denied.labels(team_name, team.budget.on_exceed).inc(0)
                 for period, limit in (("day", team.budget.daily_usd), ("month", team.budget.monthly_usd)):
                     if limit is not None:
                         self.m.budget_limit.labels(team_name, period).set(limit)
