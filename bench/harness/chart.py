@@ -42,17 +42,19 @@ def draw(doc: dict, rates: tuple[float, ...], path: Path) -> None:
     colours = ["#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5"]
     for n, (rate, q) in enumerate(series):
         r = str(int(rate))
-        values = [0.0 if k == "floor" else (derived[k].get(f"added_{q}_{r}") or 0.0) for k in keys]
+        # A negative difference is noise between two runs of a near-zero overhead: drawn as zero.
+        values = [0.0 if k == "floor" else max(0.0, derived[k].get(f"added_{q}_{r}") or 0.0) for k in keys]
         pos = [i - 0.4 + width * (n + 0.5) for i in y]
         ax2.barh(pos, values, height=width, color=colours[n % len(colours)], label=f"{q} @ {rate:g} req/s")
         for i, k in enumerate(keys):
             if q == "p50" and k != "floor" and derived[k].get(f"saturated_{r}"):
-                ax2.text(0.2, pos[i], "saturated", va="center", fontsize=7, color="#555")
+                ax2.text(0.05, pos[i] + width / 2, f"{rate:g} req/s: saturated", va="center", fontsize=7, color="#555")
     ax2.axvline(0, color="black", linewidth=0.6)
     ax2.set_xscale("symlog", linthresh=1.0)  # sub-millisecond and hundreds of ms on one axis
+    ax2.set_xlim(left=0)
     ax2.set_xlabel("ms added over the floor, open loop (linear below 1 ms, log above)")
     ax2.set_title("Added latency")
-    ax2.legend(loc="lower right", fontsize=8)
+    ax2.legend(loc="upper right", fontsize=8)
     m = doc["meta"]["machine"]
     fig.suptitle(f"Gateway benchmark — {m['cores']} cores, {doc['meta']['started']}"
                  + (" — SMOKE RUN, not meaningful" if doc["meta"].get("smoke") else ""), fontsize=10)
