@@ -119,8 +119,8 @@ models:
         await runtime.aclose()
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(predicate, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail("condition not reached in time")
