@@ -37,17 +37,18 @@ async def relay(st: StreamState, end: Callable[[StreamState], object]) -> AsyncI
     st.ttft = time.perf_counter() - st.call.started
     capture = st.capture
     try:
+        first = stream.first
         if capture is not None:
-            capture.add(stream.first)
-        yield stream.first
-        async for event in stream:
+            capture.add(first)
+        yield _read_usage(st, first)
+        async for item in stream:
             if capture is not None:
-                capture.add(event)
-            if b'"usage":{' in event or b'"usage": {' in event:
-                st.usage, is_usage_only = usage_of(event)
-                if st.strip_usage and is_usage_only:
+                capture.add(item)
+            if b'"usage":{' in item or b'"usage": {' in item:
+                item = _read_usage(st, item)
+                if not item:
                     continue
-            yield event
+            yield item
         st.ok = True
     except GatewayError as exc:
         st.error = exc
@@ -70,6 +71,25 @@ async def close_upstream(st: StreamState, executor: Executor) -> bool:
         executor.stream_finished(execution, ok=st.ok, ttft_s=st.ttft or 0.0,
                                  output_tokens=usage.completion_tokens if usage else 0, error=st.error)
     return True
+
+
+def _read_usage(st: StreamState, item: bytes) -> bytes:
+    """Note the usage an item carries; drop the usage-only event if the client did not ask for it.
+
+    An item may hold several events; only one carrying usage is ever parsed or cut out."""
+    if b'"usage":{' not in item and b'"usage": {' not in item:
+        return item
+    events = item.split(b"\n\n")
+    kept = []
+    for event in events:
+        if b'"usage":{' in event or b'"usage": {' in event:
+            usage, usage_only = usage_of(event)
+            if usage is not None:
+                st.usage = usage
+            if usage_only and st.strip_usage:
+                continue
+        kept.append(event)
+    return b"\n\n".join(kept) if len(kept) != len(events) else item
 
 
 def usage_of(event: bytes) -> tuple[Usage | None, bool]:

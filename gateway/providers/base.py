@@ -50,9 +50,9 @@ class UpstreamReply:
 class UpstreamStream:
     """An open upstream stream of OpenAI SSE events.
 
-    Each item is one complete event ending in a blank line (``b"data: {...}\\n\\n"``), passed through
-    without re-encoding; the last one is ``b"data: [DONE]\\n\\n"``. ``first`` holds the first event,
-    read before the stream was handed over. ``aclose`` releases the upstream connection (and cancels
+    Each item holds one or more complete events, each ending in a blank line (``b"data: {...}\\n\\n"``),
+    passed through without re-encoding; the stream ends with ``b"data: [DONE]\\n\\n"``. ``first`` holds
+    the first item, read before the stream was handed over. ``aclose`` releases the upstream connection (and cancels
     the upstream work when called early, e.g. on client disconnect).
     """
 

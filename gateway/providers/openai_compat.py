@@ -26,8 +26,6 @@ from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, Upstre
 from gateway.providers.registry import DEFAULT_API_BASES, ProviderContext
 from gateway.providers.upstream_errors import error_for_status
 
-_DONE = b"data: [DONE]"
-
 
 class OpenAICompatProvider:
     def __init__(self, deployment: Any, context: ProviderContext) -> None:
@@ -138,22 +136,44 @@ class OpenAICompatProvider:
             await self._session.close()
 
 
-def _check_json(event: bytes, name: str) -> None:
-    """Parse (not re-encode) the event's JSON: a malformed event ends the stream with a clear error
-    instead of reaching the client's SDK as garbage; before the first byte it triggers a fallback."""
-    try:
-        orjson.loads(event[5:])
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError(f"deployment {name!r} sent a malformed stream event") from None
+def _last_boundary(buffer: bytes) -> int:
+    """End of the last complete event in ``buffer`` (0 when there is none yet)."""
+    lf = buffer.rfind(b"\n\n")
+    crlf = buffer.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def _inspect(batch: bytes, name: str) -> bool:
+    """Parse (never re-encode) each data event's JSON; True when the batch ends the stream.
+
+    A malformed event ends the stream with a clear error instead of reaching the client's SDK as
+    garbage; before the first byte reached the client it triggers a fallback.
+    """
+    done = False
+    text = batch.replace(b"\r\n", b"\n") if b"\r" in batch else batch
+    for event in text.split(b"\n\n"):
+        if not event.startswith(b"data:"):
+            continue  # blank, comment or `event:` lines
+        payload = event[5:].strip()
+        if payload == b"[DONE]":
+            done = True
+            continue
+        try:
+            orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(f"deployment {name!r} sent a malformed stream event") from None
+    return done
 
 
 async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> AsyncGenerator[bytes, None]:
-    """Yield complete SSE events (each ending in a blank line) as the upstream sent them."""
+    """Yield the upstream's bytes as they arrive, cut at event boundaries: each item holds one or more
+    complete SSE events, exactly as sent. Passing on a read's worth at once (rather than one event at a
+    time) saves a write per event when the upstream is faster than the client connection."""
     content = resp.content
     buffer = b""
     done = False
     try:
-        while True:
+        while not done:
             try:
                 async with asyncio.timeout(t.idle):
                     chunk = await content.readany()
@@ -164,22 +184,12 @@ async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> A
             if not chunk:
                 break
             buffer += chunk
-            while True:
-                end = buffer.find(b"\n\n")
-                cut = 2
-                crlf = buffer.find(b"\r\n\r\n")
-                if crlf != -1 and (end == -1 or crlf < end):
-                    end, cut = crlf, 4
-                if end == -1:
-                    break
-                event, buffer = buffer[: end + cut], buffer[end + cut :]
-                if event.startswith(_DONE):
-                    done = True
-                elif event.startswith(b"data:"):
-                    _check_json(event, name)
-                yield event
-            if done:
-                break
+            end = _last_boundary(buffer)
+            if not end:
+                continue
+            batch, buffer = buffer[:end], buffer[end:]
+            done = _inspect(batch, name)
+            yield batch
         if not done:
             if buffer.strip().startswith(b"{"):
                 raise UpstreamProtocolError(f"deployment {name!r} answered a stream request without SSE")
