@@ -125,3 +125,9 @@ def test_every_policy_field_is_documented() -> None:
     undocumented = [f"{model.__name__}.{name}" for _, model, _ in SECTIONS for name, field in model.model_fields.items()
                     if not field.description and name != "name"]
     assert not undocumented
+
+
+def test_condition_lists_accept_a_single_value() -> None:
+    text = GOOD + "rules:\n  - name: r\n    when: {team: gov, headers: {x-tier: gold}}\n    deny: gold tier only\n"
+    rule = parse_policy(text, env={"KEY": "k"}).policy.rules[0]
+    assert rule.when.team == ("gov",) and rule.when.headers == {"x-tier": ("gold",)}

@@ -56,8 +56,10 @@ def draw(doc: dict, rates: tuple[float, ...], path: Path) -> None:
     ax2.set_title("Added latency")
     ax2.legend(loc="upper right", fontsize=8)
     m = doc["meta"]["machine"]
+    note = doc["meta"]["settings"].get("note", "")
     fig.suptitle(f"Gateway benchmark — {m['cores']} cores, {doc['meta']['started']}"
-                 + (" — SMOKE RUN, not meaningful" if doc["meta"].get("smoke") else ""), fontsize=10)
+                 + (" — SMOKE RUN, not meaningful" if doc["meta"].get("smoke") else "")
+                 + (f"\n{note[:150]}{'…' if len(note) > 150 else ''}" if note else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 DATA_CLASSES = ("public", "internal", "confidential", "restricted")
 """Ordered from least to most sensitive; ``data_class_at_least`` compares on this order."""
@@ -54,7 +54,12 @@ class Membership(_Strict):
         return not (self.not_in is not None and value in self.not_in)
 
 
-StrOrList = Annotated[tuple[str, ...], Field(min_length=1)]
+def _one_or_many(value: object) -> object:
+    return (value,) if isinstance(value, str) else value
+
+
+StrOrList = Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+"""A value or a list of values: `team: gov` and `team: [gov, defence]` both work."""
 
 
 class HourWindow(_Strict):
