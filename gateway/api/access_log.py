@@ -1,49 +1,67 @@
 """Structured JSON access log, one line per request, written by a background thread.
 
-The request path only puts a dict on a queue; encoding and the write to stdout happen in the
-logging queue listener's thread, so a slow log sink never stalls the event loop.
+The request path only appends a dict to a queue. A writer thread takes everything queued at once,
+encodes it and writes it with a single system call: under load that is one write per batch rather
+than one write and flush per request (with ``logging.StreamHandler`` the log thread cost a fifth of
+the process's CPU at saturation). Lines are never lost on a clean stop: ``stop`` drains the queue.
 """
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
 import queue
 import sys
-from typing import Any
+import threading
+from typing import IO, Any
 
 import orjson
 
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = record.msg if isinstance(record.msg, dict) else {"message": record.getMessage()}
-        return orjson.dumps(entry, default=str).decode()
+_STOP = object()
 
 
 class AccessLog:
-    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
+    def __init__(self, enabled: bool = True, stream: IO[str] | None = None) -> None:
         self.enabled = enabled
-        self._logger = logging.getLogger("gateway.access")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        sink = logging.StreamHandler(stream or sys.stdout)
-        sink.setFormatter(_JsonFormatter())
-        self._listener = logging.handlers.QueueListener(self._queue, sink)
-        self._handler = logging.handlers.QueueHandler(self._queue)
-        # QueueHandler.prepare would format (and stringify) on the caller's thread; pass the record as is.
-        self._handler.prepare = lambda record: record  # type: ignore[method-assign]
-        self._logger.handlers = [self._handler]
+        self._stream = stream
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.enabled:
-            self._listener.start()
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
-        if self.enabled and self._listener._thread is not None:  # noqa: SLF001 - QueueListener has no public flag
-            self._listener.stop()
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def write(self, entry: dict[str, Any]) -> None:
         if self.enabled:
-            self._logger.info(entry)
+            self._queue.put(entry)
+
+    def _run(self) -> None:
+        out = self._stream or sys.stdout
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        while True:
+            batch = [get()]
+            while len(batch) < 1024:
+                try:
+                    batch.append(get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in batch)
+            lines = [orjson.dumps(item, default=str) for item in batch if item is not _STOP]
+            if lines:
+                data = b"\n".join(lines) + b"\n"
+                binary = getattr(out, "buffer", None)
+                try:
+                    if binary is not None:
+                        binary.write(data)
+                    else:
+                        out.write(data.decode())
+                    out.flush()
+                except (OSError, ValueError):
+                    pass  # stdout closed: nothing to be done about it, and never worth crashing for
+            if stop:
+                return

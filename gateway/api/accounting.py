@@ -50,7 +50,7 @@ class Accounting:
         if plan is None or not plan.write or completion is None:
             return
         dep = execution.deployment
-        self.background(self.state.cache.store(plan, hosting=dep.hosting, deployment=dep.name, completion=completion))
+        self.state.cache.store_later(plan, hosting=dep.hosting, deployment=dep.name, completion=completion)
 
     def finish(self, call: Call, outcome: str, *, execution: Execution | None = None, usage: Usage | None = None,
                error: GatewayError | None = None, ttft: float | None = None, served_by: str | None = None) -> None:
@@ -77,7 +77,7 @@ class Accounting:
         ticket = call.ticket
         if ticket is not None and ticket.token_buckets:
             actual = usage.total_tokens if usage is not None else 0  # failed or cached: nothing was generated
-            self.background(self.state.limiter.reconcile(ticket, actual))
+            self.state.limiter.reconcile_later(ticket, actual)
         if self.access_log.enabled:
             self.access_log.write(_log_entry(call, o, execution, served_by))
 

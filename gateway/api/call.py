@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.api.auth import Identity
+from gateway.core.ids import new_id
 from gateway.core.types import Decision, Endpoint, RequestFacts
 from gateway.routing.runtime import PolicySnapshot
 from gateway.state import CachePlan, RateTicket
@@ -25,6 +25,6 @@ class Call:
     plan: CachePlan | None = None
     cache_result: str | None = None
     """hit, miss or bypass once the cache was consulted; None when caching is off for the request."""
-    spend_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    spend_id: str = field(default_factory=new_id)
     """Idempotency key for spend: generated here, never taken from the client's x-request-id."""
     body: dict[str, Any] | None = None

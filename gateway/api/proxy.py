@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ from gateway.api.responses import AccountedResponse, SSEResponse
 from gateway.api.stream_relay import StreamState, close_upstream, relay, replay
 from gateway.api.validation import parse_json_object, validate
 from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
+from gateway.core.ids import new_id
 from gateway.core.types import Endpoint
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
@@ -56,7 +56,7 @@ class ProxyService:
         return body
 
     async def handle(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str], started: float) -> Response:
-        call = Call(endpoint, headers.get("x-request-id") or uuid.uuid4().hex, started)
+        call = Call(endpoint, headers.get("x-request-id") or new_id(), started)
         self.recorder.request_started(endpoint.value)
         try:
             body = await self.route(endpoint, raw, headers, call)

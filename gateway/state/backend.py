@@ -88,8 +88,16 @@ class StateBackend(Protocol):
 
     async def cache_set(self, key: str, value: bytes, ttl_s: int) -> None: ...
 
+    async def cache_set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        """Several ``(key, value, ttl_s)`` at once (one round trip on a remote backend)."""
+        ...
+
     async def rate_consume(self, charges: Sequence[RateCharge], window_ms: int) -> RateOutcome:
         """Check every charge against its bucket's sliding window and take them all, or none."""
+        ...
+
+    async def rate_adjust_many(self, adjustments: Sequence[tuple[str, int, int]]) -> None:
+        """Several ``(bucket, window, delta)`` corrections at once (one round trip on a remote backend)."""
         ...
 
     async def rate_adjust(self, bucket: str, window: int, delta: int) -> None:

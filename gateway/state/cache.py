@@ -44,6 +44,7 @@ from gateway.state.backend import StateBackend
 from gateway.state.errors import BackendUnavailable
 from gateway.state.stream_fold import StreamCapture, completion_from_stream
 from gateway.state.stream_replay import stream_from_completion
+from gateway.state.write_behind import WriteBehind
 
 __all__ = [
     "CacheEntry", "CachePlan", "ResponseCache", "StreamCapture", "allowed_hostings", "cache_key", "cacheable",
@@ -143,6 +144,35 @@ class ResponseCache:
     def __init__(self, backend: StateBackend, *, max_entry_bytes: int = 1024 * 1024) -> None:
         self._backend = backend
         self._max_entry_bytes = max_entry_bytes
+        self._fills: WriteBehind[tuple[str, bytes, int]] = WriteBehind(self._send_fills, delay=0.005)
+
+    def store_later(self, plan: CachePlan, *, hosting: str, deployment: str, completion: Any) -> bool:
+        """Like ``store``, but gathered with other fills into one round trip a few milliseconds later.
+        Returns whether the entry was accepted for storing."""
+        item = self._encode(plan, hosting, deployment, completion)
+        if item is None:
+            return False
+        self._fills.add(item)
+        return True
+
+    async def _send_fills(self, batch: list[tuple[str, bytes, int]]) -> None:
+        try:
+            await self._backend.cache_set_many(batch)
+        except BackendUnavailable:
+            pass  # fails open: those answers are simply not cached
+
+    async def drain(self) -> None:
+        await self._fills.drain()
+
+    def _encode(self, plan: CachePlan, hosting: str, deployment: str, completion: Any) -> tuple[str, bytes, int] | None:
+        if not plan.write or plan.key is None or hosting not in HOSTINGS or not storable(completion):
+            return None
+        value = orjson.dumps(
+            {"hosting": hosting, "deployment": deployment, "stored_at": time.time(), "completion": completion}
+        )
+        if len(value) > self._max_entry_bytes:
+            return None
+        return f"{plan.key}:{hosting}", value, plan.ttl_seconds
 
     def plan(
         self, endpoint: str, body: Mapping[str, Any], headers: Mapping[str, str], directive: CacheDirective,
@@ -186,15 +216,11 @@ class ResponseCache:
 
     async def store(self, plan: CachePlan, *, hosting: str, deployment: str, completion: Any) -> bool:
         """Keep a successful answer for ``plan.ttl_seconds``; returns whether it was stored. Never raises."""
-        if not plan.write or plan.key is None or hosting not in HOSTINGS or not storable(completion):
-            return False
-        value = orjson.dumps(
-            {"hosting": hosting, "deployment": deployment, "stored_at": time.time(), "completion": completion}
-        )
-        if len(value) > self._max_entry_bytes:
+        item = self._encode(plan, hosting, deployment, completion)
+        if item is None:
             return False
         try:
-            await self._backend.cache_set(f"{plan.key}:{hosting}", value, plan.ttl_seconds)
+            await self._backend.cache_set(*item)
         except BackendUnavailable:
             return False
         return True

@@ -75,6 +75,10 @@ class MemoryBackend:
         while self._cache_bytes > self._max_cache_bytes:
             self._evict(next(iter(self._cache)))
 
+    async def cache_set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        for key, value, ttl_s in items:
+            await self.cache_set(key, value, ttl_s)
+
     def _evict(self, key: str) -> None:
         _, value = self._cache.pop(key)
         self._cache_bytes -= len(value)
@@ -105,6 +109,10 @@ class MemoryBackend:
                 if c.cost > 0:
                     self._windows[window_key(c.bucket, window)] = (expires, n.current + c.cost)
         return RateOutcome(admitted=admitted, window=window, elapsed_ms=elapsed, counts=counts)
+
+    async def rate_adjust_many(self, adjustments: Sequence[tuple[str, int, int]]) -> None:
+        for bucket, window, delta in adjustments:
+            await self.rate_adjust(bucket, window, delta)
 
     async def rate_adjust(self, bucket: str, window: int, delta: int) -> None:
         key = window_key(bucket, window)

@@ -27,6 +27,7 @@ from gateway.policy.models import RateLimit
 from gateway.state import window as sliding
 from gateway.state.backend import RateCharge, RateOutcome, StateBackend, WindowCount
 from gateway.state.errors import BackendUnavailable, StateUnavailable
+from gateway.state.write_behind import WriteBehind
 
 Kind = Literal["requests", "tokens"]
 Scope = Literal["key", "team"]
@@ -70,6 +71,26 @@ class RateLimiter:
     def __init__(self, backend: StateBackend, *, window_s: int = 60) -> None:
         self._backend = backend
         self._window_ms = window_s * 1000
+        self._corrections: WriteBehind[tuple[str, int, int]] = WriteBehind(self._send_corrections, delay=0.05)
+
+    def reconcile_later(self, ticket: RateTicket, actual_tokens: int) -> None:
+        """Like ``reconcile``, gathered with other requests' corrections into one round trip."""
+        delta = actual_tokens - ticket.tokens
+        if delta and ticket.token_buckets:
+            for bucket in ticket.token_buckets:
+                self._corrections.add((bucket, ticket.window, delta))
+
+    async def _send_corrections(self, batch: list[tuple[str, int, int]]) -> None:
+        merged: dict[tuple[str, int], int] = {}
+        for bucket, window, delta in batch:
+            merged[(bucket, window)] = merged.get((bucket, window), 0) + delta
+        try:
+            await self._backend.rate_adjust_many([(b, w, d) for (b, w), d in merged.items() if d])
+        except BackendUnavailable:
+            pass  # the estimates stay; they slide out of the window within two minutes anyway
+
+    async def drain(self) -> None:
+        await self._corrections.drain()
 
     async def acquire(
         self, *, key: str, team: str, key_limit: RateLimit | None, team_limit: RateLimit | None, tokens: int,

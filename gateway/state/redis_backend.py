@@ -20,6 +20,7 @@ from gateway.state import scripts
 from gateway.state.backend import RateCharge, RateOutcome, SpendEntry, SpendKind, WindowCount, window_key
 from gateway.state.errors import BackendUnavailable
 from gateway.state.guard import CallGuard, ErrorHook, HealthHook
+from gateway.state.resp import RespConnection, RespError
 
 DEFAULT_PREFIX = "gw:v1:"
 DAY_TTL_S = 90 * 86_400
@@ -49,11 +50,14 @@ class RedisBackend:
         )
         self._redis = Redis(connection_pool=self._pool)
         self.guard = CallGuard(
-            timeout=timeout, cooldown=cooldown, failures=(RedisError,), on_error=on_error,
+            timeout=timeout, cooldown=cooldown, failures=(RedisError, RespError), on_error=on_error,
             on_health=on_health, after_failure=self._drop_idle_connections,
         )
         self._clock_ms = clock_ms
         self._rate_consume = self._redis.register_script(scripts.RATE_CONSUME)
+        # The two calls every request makes go over a lean multiplexed connection (see resp.py).
+        self._fast = RespConnection.from_url(url)
+        self._rate_consume_sha = self._fast.register(scripts.RATE_CONSUME) if self._fast else ""
         self._rate_adjust = self._redis.register_script(scripts.RATE_ADJUST)
         self._spend_add = self._redis.register_script(scripts.SPEND_ADD)
         self._stats_publish = self._redis.register_script(scripts.STATS_PUBLISH)
@@ -67,6 +71,8 @@ class RedisBackend:
         # After a Redis restart every pooled socket is dead; drop them so the probe starts fresh
         # instead of each stale connection failing once in turn.
         await self._pool.disconnect(inuse_connections=False)
+        if self._fast is not None:
+            self._fast.close()
 
     async def ping(self) -> bool:
         try:
@@ -75,6 +81,8 @@ class RedisBackend:
             return False
 
     async def aclose(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         try:
             await self._redis.aclose(close_connection_pool=True)
         except (RedisError, OSError):
@@ -84,11 +92,24 @@ class RedisBackend:
 
     async def cache_get(self, keys: Sequence[str]) -> list[bytes | None]:
         names = [f"{self.prefix}cache:{k}" for k in keys]
-        values = await self.guard.call("cache_get", lambda: self._redis.mget(names))
+        fast = self._fast
+        if fast is not None:
+            values = await self.guard.call("cache_get", lambda: fast.execute("MGET", *names))
+        else:
+            values = await self.guard.call("cache_get", lambda: self._redis.mget(names))
         return [v if isinstance(v, bytes) or v is None else v.encode() for v in values]
 
     async def cache_set(self, key: str, value: bytes, ttl_s: int) -> None:
         await self.guard.call("cache_set", lambda: self._redis.set(f"{self.prefix}cache:{key}", value, ex=ttl_s))
+
+    async def cache_set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        async def send() -> object:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, value, ttl_s in items:
+                pipe.set(f"{self.prefix}cache:{key}", value, ex=ttl_s)
+            return await pipe.execute()
+
+        await self.guard.call("cache_set", send)
 
     # rate limits
 
@@ -97,13 +118,27 @@ class RedisBackend:
         args: list[int] = [window_ms, self._clock_ms() if self._clock_ms else 0]
         for c in charges:
             args += (c.limit, c.cost)
-        raw = await self.guard.call("rate_limit", lambda: self._rate_consume(keys=keys, args=args))
+        fast = self._fast
+        if fast is not None:
+            raw = await self.guard.call("rate_limit", lambda: fast.evalsha(self._rate_consume_sha, keys, args))
+        else:
+            raw = await self.guard.call("rate_limit", lambda: self._rate_consume(keys=keys, args=args))
         counts = tuple(WindowCount(int(raw[3 + 2 * i]), int(raw[4 + 2 * i])) for i in range(len(charges)))
         return RateOutcome(admitted=raw[0] == 1, window=int(raw[1]), elapsed_ms=int(raw[2]), counts=counts)
 
     async def rate_adjust(self, bucket: str, window: int, delta: int) -> None:
         key = f"{self.prefix}rl:{window_key(bucket, window)}"
         await self.guard.call("rate_reconcile", lambda: self._rate_adjust(keys=[key], args=[delta]))
+
+    async def rate_adjust_many(self, adjustments: Sequence[tuple[str, int, int]]) -> None:
+        async def send() -> object:
+            pipe = self._redis.pipeline(transaction=False)
+            for bucket, window, delta in adjustments:
+                key = f"{self.prefix}rl:{window_key(bucket, window)}"
+                await self._rate_adjust(keys=[key], args=[delta], client=pipe)
+            return await pipe.execute()
+
+        await self.guard.call("rate_reconcile", send)
 
     # spend
 

@@ -69,6 +69,8 @@ class StateService:
             self._on_health(True)  # the guard only reports changes; say "up" once at start
 
     async def aclose(self) -> None:
-        """Flush pending spend (bounded wait), then close connections."""
+        """Flush pending spend, cache fills and rate corrections (bounded waits), then close connections."""
+        await self.cache.drain()
+        await self.limiter.drain()
         await self.spend.stop()
         await self.backend.aclose()

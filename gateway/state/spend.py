@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 from gateway.state.backend import SPEND_KINDS, SpendEntry, SpendKind, StateBackend
@@ -38,8 +39,13 @@ def to_nanos(cost_usd: float) -> int:
 
 
 def periods(at: float) -> tuple[str, str]:
-    """``(YYYYMMDD, YYYYMM)`` of a UNIX time, in UTC."""
-    moment = datetime.fromtimestamp(at, UTC)
+    """``(YYYYMMDD, YYYYMM)`` of a UNIX time, in UTC. Asked on every request: memoised per second."""
+    return _periods_of_second(int(at))
+
+
+@lru_cache(maxsize=4)
+def _periods_of_second(second: int) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(second, UTC)
     return moment.strftime("%Y%m%d"), moment.strftime("%Y%m")
 
 

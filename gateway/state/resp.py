@@ -1,0 +1,140 @@
+"""A lean, multiplexed Redis connection for the two calls on every request's path.
+
+redis-py takes a pooled connection, wraps the call in retry and deprecation layers and returns it,
+for every command: about twice the CPU of the round trip itself (measured: 125 µs against 58 µs per
+MGET on this machine). The request path makes two such calls (the rate-limit script and the cache
+lookup), so they go through this instead: one connection per process, commands written as they come
+and replies matched in order (RESP answers in order), parsed by hiredis. Under load several requests'
+commands share one write and one read. Everything else (spend, shared stats, script loading) stays
+on redis-py.
+
+A call abandoned by its caller (timeout) keeps its place in the reply queue, so later replies still
+go to the right caller. A lost connection fails every waiting call; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import hiredis
+
+
+class RespError(Exception):
+    """Redis answered with an error reply."""
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            waiter = self.waiters.popleft()
+            if waiter.done():
+                continue  # its caller gave up (timeout); the reply is dropped
+            if isinstance(reply, hiredis.ReplyError):
+                waiter.set_exception(RespError(str(reply)))
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("connection to Redis lost"))
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class RespConnection:
+    def __init__(self, host: str, port: int, db: int = 0, password: str | None = None,
+                 username: str | None = None) -> None:
+        self._host, self._port, self._db = host, port, db
+        self._auth = (username, password) if password else None
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._scripts: dict[str, bytes] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> RespConnection | None:
+        """A connection for plain ``redis://`` URLs; None for TLS or unix sockets (redis-py serves those)."""
+        parsed = urlparse(url)
+        if parsed.scheme != "redis" or not parsed.hostname:
+            return None
+        path = parsed.path.strip("/")
+        if path and not path.isdigit():
+            return None
+        db = int(path) if path else 0
+        password = unquote(parsed.password) if parsed.password else None
+        username = unquote(parsed.username) if parsed.username else None
+        return cls(parsed.hostname, parsed.port or 6379, db, password, username)
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(_Protocol, self._host, self._port)
+        if self._auth is not None:
+            user, password = self._auth
+            await self._send(protocol, ("AUTH", user, password) if user else ("AUTH", password))
+        if self._db:
+            await self._send(protocol, ("SELECT", self._db))
+        return protocol
+
+    async def _connection(self) -> _Protocol:
+        protocol = self._protocol
+        if protocol is not None and not protocol.lost:
+            return protocol
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._protocol is None or self._protocol.lost:
+                self._protocol = await self._open()
+            return self._protocol
+
+    @staticmethod
+    def _send(protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        protocol.waiters.append(waiter)
+        assert protocol.transport is not None
+        protocol.transport.write(_pack(args))
+        return waiter
+
+    async def execute(self, *args: Any) -> Any:
+        protocol = await self._connection()
+        return await self._send(protocol, args)
+
+    def register(self, script: str) -> str:
+        sha = hashlib.sha1(script.encode()).hexdigest()
+        self._scripts[sha] = script.encode()
+        return sha
+
+    async def evalsha(self, sha: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self.execute("SCRIPT", "LOAD", self._scripts[sha])  # a restarted Redis forgot it
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    def close(self) -> None:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
