@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from gateway.api.disconnect import ClientGone
 from gateway.core.errors import GatewayError, InvalidRequest
 
 log = logging.getLogger("gateway.errors")
@@ -42,6 +43,10 @@ def install_error_handlers(app: FastAPI) -> None:
             err = GatewayError(str(exc.detail))
             err.status = exc.status_code
         return error_response(err)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nobody is listening; keeps the log free of tracebacks
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

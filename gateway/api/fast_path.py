@@ -9,14 +9,13 @@ which also keeps documenting the proxy routes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api.disconnect import cancel_on_disconnect
+from gateway.api.disconnect import ClientGone, cancel_on_disconnect
 from gateway.api.errors import error_response
 from gateway.api.proxy import ProxyService
 from gateway.core.errors import GatewayError, InvalidRequest, RequestTooLarge
@@ -49,19 +48,12 @@ class ProxyFastPath:
             response: Response = await cancel_on_disconnect(receive, self.service.handle(endpoint, raw, headers, started))
         except GatewayError as exc:
             response = error_response(exc)
-        except asyncio.CancelledError:
-            if _client_gone(asyncio.current_task()):
-                raise
+        except ClientGone:
             return  # the client left before the answer: nobody to send it to
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
             response = error_response(GatewayError("The gateway had an internal error while processing your request."))
         await response(scope, receive, send)
-
-
-def _client_gone(task: asyncio.Task[object] | None) -> bool:
-    """True when this task itself is being cancelled (server shutdown), not the work it waited for."""
-    return task is not None and task.cancelling() > 0
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
@@ -78,7 +70,7 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError("client disconnected while sending the body")
+            raise ClientGone()
         chunk = message.get("body", b"")
         total += len(chunk)
         if total > limit:

@@ -3,9 +3,9 @@
 redis-py takes a pooled connection, wraps the call in retry and deprecation layers and returns it,
 for every command: about twice the CPU of the round trip itself (measured: 125 µs against 58 µs per
 MGET on this machine). The request path makes two such calls (the rate-limit script and the cache
-lookup), so they go through this instead: one connection per process, commands written as they come
-and replies matched in order (RESP answers in order), parsed by hiredis. Under load several requests'
-commands share one write and one read. Everything else (spend, shared stats, script loading) stays
+lookup), so they go through this instead: one connection per process, commands issued in the same
+loop iteration written together and replies matched in order (RESP answers in order), parsed by
+hiredis. Under load several requests' commands share one write and one read. Everything else (spend, shared stats, script loading) stays
 on redis-py.
 
 A call abandoned by its caller (timeout) keeps its place in the reply queue, so later replies still
@@ -33,6 +33,13 @@ class _Protocol(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.outgoing: list[bytes] = []
+
+    def flush(self) -> None:
+        """Write every command queued in this loop iteration with one system call."""
+        if self.outgoing and self.transport is not None and not self.lost:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -110,10 +117,12 @@ class RespConnection:
 
     @staticmethod
     def _send(protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         protocol.waiters.append(waiter)
-        assert protocol.transport is not None
-        protocol.transport.write(_pack(args))
+        if not protocol.outgoing:
+            loop.call_soon(protocol.flush)  # commands issued in the same loop iteration share one write
+        protocol.outgoing.append(_pack(args))
         return waiter
 
     async def execute(self, *args: Any) -> Any:
