@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,6 +68,9 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         reloader.start(watch=settings.policy_reload)
         runtime.start_health_checks()  # the initial policy was installed before the loop ran
         await state.start()
+        # Everything built so far (modules, policy, providers) lives as long as the process: move it out
+        # of the collector's sight, so full collections under load only walk what requests create.
+        gc.freeze()
         sharing = SharedStatsLoop(runtime, state) if state.kind == "redis" else None
         if sharing is not None:
             sharing.start()

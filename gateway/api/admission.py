@@ -9,6 +9,7 @@ from gateway.api.call import Call
 from gateway.core.errors import BudgetExceeded, RateLimited
 from gateway.core.types import RequestFacts
 from gateway.metrics.recorder import MetricsRecorder
+from gateway.policy.models import RateLimit
 from gateway.state import CacheEntry, StateService
 
 _CACHE_RESULT = {"lookup": "miss", "no-cache": "bypass", "bypass": "bypass", "no-store": "bypass", "uncacheable": "bypass"}
@@ -41,14 +42,21 @@ class Admission:
             return dataclasses.replace(facts, budget_pacing=True)
         return facts
 
+    def _limits(self, call: Call) -> tuple[RateLimit | None, RateLimit | None]:
+        assert call.snapshot is not None and call.identity is not None
+        policy = call.snapshot.policy
+        key = call.snapshot.keys_by_name.get(call.identity.key)
+        team = policy.teams.get(call.identity.team)
+        return (key.rate_limit if key else None), (team.rate_limit if team else None)
+
+    def limits_apply(self, call: Call) -> bool:
+        return self._limits(call) != (None, None)
+
     async def rate_limit(self, call: Call) -> None:
         assert call.snapshot is not None and call.identity is not None and call.facts is not None
         policy = call.snapshot.policy
         identity = call.identity
-        key = next((k for k in policy.keys if k.name == identity.key), None) if policy.keys else None
-        team = policy.teams.get(identity.team)
-        key_limit = key.rate_limit if key else None
-        team_limit = team.rate_limit if team else None
+        key_limit, team_limit = self._limits(call)
         if key_limit is None and team_limit is None:
             return
         facts = call.facts

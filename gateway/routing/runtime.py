@@ -34,6 +34,7 @@ class PolicySnapshot:
     providers: dict[str, Provider]
     facts: FactsBuilder
     keys_by_hash: dict[str, ApiKey]
+    keys_by_name: dict[str, ApiKey]
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -87,7 +88,7 @@ class Runtime:
                 providers[name] = build_provider(dep, self.context)
         snapshot = PolicySnapshot(
             loaded=loaded, providers=providers, facts=FactsBuilder(policy),
-            keys_by_hash={k.sha256: k for k in policy.keys},
+            keys_by_hash={k.sha256: k for k in policy.keys}, keys_by_name={k.name: k for k in policy.keys},
         )
         for dep in policy.deployments.values():
             self._configure_breaker(dep)
