@@ -15,10 +15,11 @@ import time
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.api.body import read_body
 from gateway.api.disconnect import ClientGone, cancel_on_disconnect
 from gateway.api.errors import error_response
 from gateway.api.proxy import ProxyService
-from gateway.core.errors import GatewayError, InvalidRequest, RequestTooLarge
+from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint
 
 log = logging.getLogger("gateway.api")
@@ -44,7 +45,7 @@ class ProxyFastPath:
         started = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            raw = await _read_body(receive, headers, self.limit)
+            raw = await read_body(receive, headers, self.limit)
             response: Response = await cancel_on_disconnect(receive, self.service.handle(endpoint, raw, headers, started))
         except GatewayError as exc:
             response = error_response(exc)
@@ -54,27 +55,3 @@ class ProxyFastPath:
             log.exception("unhandled error on POST %s", scope["path"])
             response = error_response(GatewayError("The gateway had an internal error while processing your request."))
         await response(scope, receive, send)
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidRequest("Invalid Content-Length header.") from None
-        if size > limit:
-            raise RequestTooLarge(f"Request body of {size} bytes exceeds the limit of {limit} bytes.")
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        total += len(chunk)
-        if total > limit:
-            raise RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/gateway")
 async def explain(request: Request) -> dict[str, object]:
     """The Decision the gateway would take for this chat completion body, with the request facts."""
     service: ProxyService = request.app.state.proxy
-    raw = await read_body(request, request.app.state.settings.max_body_bytes)
+    raw = await read_body(request.receive, request.headers, request.app.state.settings.max_body_bytes)
     call = Call(Endpoint.CHAT, request.headers.get("x-request-id") or "explain", time.perf_counter())
     await service.route(Endpoint.CHAT, raw, request.headers, call)
     assert call.decision is not None and call.facts is not None

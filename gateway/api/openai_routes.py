@@ -24,7 +24,7 @@ router = APIRouter()
 async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     started = time.perf_counter()
     service: ProxyService = request.app.state.proxy
-    raw = await read_body(request, request.app.state.settings.max_body_bytes)
+    raw = await read_body(request.receive, request.headers, request.app.state.settings.max_body_bytes)
     return await cancel_on_disconnect(request.receive, service.handle(endpoint, raw, request.headers, started))
 
 
