@@ -105,10 +105,8 @@ class LiveStats:
     def snapshot(self, now: float | None = None) -> Mapping[str, DeploymentStats]:
         now = time.monotonic() if now is None else now
         if self._dirty and now - self._snapshot_at >= self._interval:
-            self._snapshot = {name: self._combined(name, r) for name, r in self._running.items()}
-            for name, healthy in self._health.items():
-                if name not in self._snapshot:
-                    self._snapshot[name] = DeploymentStats(healthy=healthy)
+            names = self._running.keys() | self._health.keys() | self._remote.keys()
+            self._snapshot = {name: self._combined(name, self._running.get(name) or _Running()) for name in names}
             self._snapshot_at = now
             self._dirty = False
         return self._snapshot
