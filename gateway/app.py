@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from gateway.api.admission import Admission
 from gateway.api.errors import install_error_handlers
 from gateway.api.fast_path import ProxyFastPath
 from gateway.api.proxy import ProxyService
+from gateway.metrics.exposition import worker_exiting
 from gateway.metrics.recorder import MetricsRecorder
 from gateway.metrics.registry import GatewayMetrics
 from gateway.policy.loader import LoadedPolicy
@@ -85,6 +87,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
             await state.aclose()
             await runtime.aclose()
             access_log.stop()
+            worker_exiting(settings.metrics_dir, os.getpid())
 
     app = FastAPI(
         title="Model-routing gateway", version="0.1.0", lifespan=lifespan,

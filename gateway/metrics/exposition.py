@@ -14,3 +14,10 @@ def render(registry: CollectorRegistry, multiprocess_dir: str | None) -> bytes:
         multiprocess.MultiProcessCollector(combined, path=multiprocess_dir)
         return generate_latest(combined)
     return generate_latest(registry)
+
+
+def worker_exiting(multiprocess_dir: str | None, pid: int) -> None:
+    """Drop this worker's live gauges (in-flight requests and the like) from the shared directory, so
+    a restarted or stopped worker does not leave its last values behind in the sums."""
+    if multiprocess_dir:
+        multiprocess.mark_process_dead(pid, path=multiprocess_dir)
