@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,10 +84,9 @@ class PolicyReloader:
         loop = asyncio.get_running_loop()
         if watch:
             self._task = loop.create_task(self._watch())
-        try:
+        # Signal handlers can only be set from the main thread, and Windows has no SIGHUP.
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload_now()))
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests) or no signals on this platform
 
     async def stop(self) -> None:
         if self._task is not None:
