@@ -283,3 +283,14 @@ def test_scan_of_a_whole_chat_request() -> None:
         ],
     }
     assert DETECTOR.scan(iter_request_texts(body)) == ("email", "payment_card")
+
+
+def test_long_texts_are_remembered_and_give_the_same_answer() -> None:
+    detector = SensitiveDataDetector()
+    system = "You are a support assistant. " * 20 + "Escalate to ops@example.com when unsure."
+    clean = "Please summarise the attached report in five bullet points. " * 10
+    first = detector.scan([system, clean, "short card 4111 1111 1111 1111"])
+    assert first == ("email", "payment_card")
+    assert system in detector._seen and clean in detector._seen
+    assert detector.scan([system, clean, "short card 4111 1111 1111 1111"]) == first
+    assert detector.scan([clean]) == ()

@@ -16,6 +16,7 @@ as a metric label and as a policy condition. Nothing is redacted and no matched 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -228,6 +229,11 @@ def _is_international_phone(candidate: str) -> bool:
     return country_code_length in (1, 2, 3, digit_count)
 
 
+_MEMO_MIN_CHARS = 200  # shorter texts scan faster than they hash
+_MEMO_MAX_CHARS = 64 * 1024
+_MEMO_ENTRIES = 2048
+
+
 class SensitiveDataDetector:
     """Finds which sensitive kinds occur in a request's texts. Build once; ``scan`` is pure."""
 
@@ -240,6 +246,9 @@ class SensitiveDataDetector:
         # scan pure; a detector rebuilt on policy reload is at most one reload behind.
         self.kinds = enabled
         self._detectors = tuple(d for d in _build_detectors(today or date.today()) if d.kind in enabled)
+        # System prompts, few-shot examples and conversation history come back request after request:
+        # what a long text contains is remembered (bounded), so it is scanned once, not every time.
+        self._seen: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
         """The sorted distinct kinds found in ``texts``; stops early once every kind is found."""
@@ -247,6 +256,12 @@ class SensitiveDataDetector:
         pending = self._detectors
         for text in texts:
             if not text:
+                continue
+            if len(text) >= _MEMO_MIN_CHARS and len(text) <= _MEMO_MAX_CHARS:
+                found |= self._scan_remembered(text)
+                pending = tuple(d for d in pending if d.kind not in found)
+                if not pending:
+                    break
                 continue
             views: dict[str, Any] = {"text": text}
             found_before = len(found)
@@ -258,6 +273,19 @@ class SensitiveDataDetector:
                 if not pending:
                     break
         return tuple(sorted(found))
+
+    def _scan_remembered(self, text: str) -> frozenset[str]:
+        seen = self._seen
+        kinds = seen.get(text)
+        if kinds is not None:
+            seen.move_to_end(text)
+            return kinds
+        views: dict[str, Any] = {"text": text}
+        kinds = frozenset(d.kind for d in self._detectors if d.found_in(text, views))
+        seen[text] = kinds
+        if len(seen) > _MEMO_ENTRIES:
+            seen.popitem(last=False)
+        return kinds
 
 
 def iter_request_texts(body: dict[str, Any]) -> Iterator[str]:
