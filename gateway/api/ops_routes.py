@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
@@ -38,5 +40,6 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    body = render(request.app.state.metrics.registry, request.app.state.settings.metrics_dir)
+    # In multiprocess mode a scrape reads every worker's files: off the event loop, like all file I/O.
+    body = await asyncio.to_thread(render, request.app.state.metrics.registry, request.app.state.settings.metrics_dir)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
