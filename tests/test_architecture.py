@@ -25,6 +25,7 @@ CORNERS = {
     "litellm": ("providers/litellm_runtime.py",),
     "redis": ("state/redis_backend.py",),
     "hiredis": ("state/resp.py",),
+    "httptools": ("providers/http1.py",),
     "prometheus_client": ("metrics/", "app.py"),  # app.py: the composition root creates the registry
     "tenacity": ("routing/executor.py",),
     "fastapi": ("api/", "app.py"),

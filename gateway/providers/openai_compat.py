@@ -1,28 +1,28 @@
 """Passthrough to OpenAI-compatible servers: vLLM, SGLang, Ollama, llama.cpp, OpenAI, DeepSeek, Moonshot, ...
 
 Bodies go out as the client sent them (model replaced, unknown fields kept) and come back byte for byte:
-a non-streamed answer is parsed once only to read its usage; stream events are split on their blank-line
-boundaries and passed on without being decoded. Connections are pooled and kept alive per deployment.
-aiohttp errors are translated to ``core.errors`` here and nowhere else.
+a non-streamed answer is parsed once only to read its usage; stream events are cut at their blank-line
+boundaries and passed on without being re-encoded. Connections are pooled and kept alive per deployment
+(``http1.Pool``); its errors are translated to ``core.errors`` here and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.core.errors import (
-    UpstreamError,
     UpstreamProtocolError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.core.types import Usage
 from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.providers.http1 import ConnectionClosed, MalformedResponse, Pool, Response
 from gateway.providers.registry import DEFAULT_API_BASES, ProviderContext
 from gateway.providers.upstream_errors import error_for_status
 
@@ -33,47 +33,33 @@ class OpenAICompatProvider:
         base = deployment.api_base or DEFAULT_API_BASES.get(deployment.type)
         if not base:
             raise ValueError(f"deployment {deployment.name!r}: api_base is required for type {deployment.type!r}")
-        self._base = base.rstrip("/")
         self._secret = deployment.api_key or ""
         headers = {"content-type": "application/json", **deployment.headers}
         if deployment.api_key:
             headers["authorization"] = f"Bearer {deployment.api_key}"
-        self._headers = headers
-        self._limit = deployment.max_concurrency or 0
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = Pool(base.rstrip("/"), headers)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, skip_auto_headers=("User-Agent",),
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-        return self._session
-
-    async def _post(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+    async def _post(self, call: UpstreamCall) -> Response:
         t: Timeouts = call.timeouts
-        url = self._base + call.endpoint.path
-        timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, connect=t.connect)
         try:
             async with asyncio.timeout(t.first_byte):
-                resp = await self._client().post(
-                    url, data=orjson.dumps(call.body), headers=call.extra_headers or None, timeout=timeout
+                resp = await self._pool.request(
+                    "POST", call.endpoint.path, orjson.dumps(call.body), extra_headers=call.extra_headers or None,
+                    connect_timeout=t.connect,
                 )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"deployment {self.name!r} did not answer within {t.first_byte:g}s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnavailable(f"cannot connect to deployment {self.name!r}") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        except ConnectionClosed as exc:
             raise UpstreamUnavailable(f"deployment {self.name!r} closed the connection") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"deployment {self.name!r}: {type(exc).__name__}") from exc
+        except MalformedResponse as exc:
+            raise UpstreamProtocolError(f"deployment {self.name!r} sent a malformed HTTP response") from exc
+        except OSError as exc:
+            raise UpstreamUnavailable(f"cannot connect to deployment {self.name!r}") from exc
         if resp.status >= 400:
             try:
-                body = await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
+                async with asyncio.timeout(t.idle):
+                    body = await resp.read()
+            except (ConnectionClosed, MalformedResponse, TimeoutError):
                 body = b""
             finally:
                 resp.release()
@@ -81,15 +67,21 @@ class OpenAICompatProvider:
         return resp
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
+        started = time.monotonic()
         resp = await self._post(call)
         try:
-            body = await resp.read()
+            async with asyncio.timeout(max(0.001, call.timeouts.total - (time.monotonic() - started))):
+                body = await resp.read()
         except TimeoutError as exc:
+            resp.close()
             raise UpstreamTimeout(f"deployment {self.name!r} exceeded {call.timeouts.total:g}s") from exc
-        except aiohttp.ClientError as exc:
+        except (ConnectionClosed, MalformedResponse) as exc:
+            resp.close()
             raise UpstreamProtocolError(f"deployment {self.name!r} broke off its answer") from exc
-        finally:
-            resp.release()
+        except BaseException:
+            resp.close()
+            raise
+        resp.release()
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -99,8 +91,9 @@ class OpenAICompatProvider:
         return UpstreamReply(body=body, usage=Usage.from_openai(parsed.get("usage")), parsed=parsed)
 
     async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
+        started = time.monotonic()
         resp = await self._post(call)
-        events = _sse_events(resp, call.timeouts, self.name)
+        events = _sse_events(resp, call.timeouts, self.name, started + call.timeouts.total)
         try:
             async with asyncio.timeout(call.timeouts.first_byte):
                 first = await anext(events)
@@ -120,20 +113,22 @@ class OpenAICompatProvider:
 
         async def close() -> None:
             await events.aclose()
-            resp.close()
+            resp.close()  # no-op when the stream ended and the connection went back to the pool
 
         return UpstreamStream(first, events, close)
 
     async def check_health(self) -> bool:
         try:
-            async with self._client().get(self._base + "/models", timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                return resp.status < 500
-        except (aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(2):
+                resp = await self._pool.request("GET", "/models", connect_timeout=2)
+                await resp.read()
+            resp.release()
+            return resp.status < 500
+        except (OSError, TimeoutError, MalformedResponse):
             return False
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._pool.aclose()
 
 
 def _last_boundary(buffer: bytes) -> int:
@@ -165,21 +160,23 @@ def _inspect(batch: bytes, name: str) -> bool:
     return done
 
 
-async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> AsyncGenerator[bytes, None]:
+async def _sse_events(resp: Response, t: Timeouts, name: str, deadline: float) -> AsyncGenerator[bytes, None]:
     """Yield the upstream's bytes as they arrive, cut at event boundaries: each item holds one or more
     complete SSE events, exactly as sent. Passing on a read's worth at once (rather than one event at a
     time) saves a write per event when the upstream is faster than the client connection."""
-    content = resp.content
     buffer = b""
     done = False
     try:
         while not done:
+            left = deadline - time.monotonic()
             try:
-                async with asyncio.timeout(t.idle):
-                    chunk = await content.readany()
+                async with asyncio.timeout(min(t.idle, max(0.001, left))):
+                    chunk = await resp.readany()
             except TimeoutError as exc:
+                if left <= t.idle:
+                    raise UpstreamTimeout(f"deployment {name!r} exceeded {t.total:g}s") from exc
                 raise UpstreamTimeout(f"deployment {name!r} stalled for {t.idle:g}s mid-stream") from exc
-            except aiohttp.ClientError as exc:
+            except (ConnectionClosed, MalformedResponse) as exc:
                 raise UpstreamProtocolError(f"deployment {name!r} broke off the stream") from exc
             if not chunk:
                 break
@@ -195,4 +192,7 @@ async def _sse_events(resp: aiohttp.ClientResponse, t: Timeouts, name: str) -> A
                 raise UpstreamProtocolError(f"deployment {name!r} answered a stream request without SSE")
             raise UpstreamProtocolError(f"deployment {name!r} ended the stream before [DONE]")
     finally:
-        resp.release() if done else resp.close()
+        if done:
+            resp.release_when_complete()  # the terminating chunk may still be on its way
+        else:
+            resp.close()
