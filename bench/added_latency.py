@@ -20,16 +20,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+from percentile import percentile  # bench/percentile.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import servers  # noqa: E402
 
 BODY = {"model": "qwen", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16}
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _time(session: aiohttp.ClientSession, url: str, stream: bool) -> tuple[float, float]:
@@ -82,10 +78,10 @@ models:
                 keys = ("direct_ttft", "gateway_ttft") if stream else ("direct", "gateway")
                 d, g = r[keys[0]], r[keys[1]]
                 label = "TTFT" if stream else "total"
-                print(f"{kind:<11} {label:<6} direct p50 {statistics.median(d):6.3f} ms p99 {_pct(d, .99):6.3f} | "
-                      f"gateway p50 {statistics.median(g):6.3f} ms p99 {_pct(g, .99):6.3f} | "
+                print(f"{kind:<11} {label:<6} direct p50 {statistics.median(d):6.3f} ms p99 {percentile(d, .99):6.3f} | "
+                      f"gateway p50 {statistics.median(g):6.3f} ms p99 {percentile(g, .99):6.3f} | "
                       f"added p50 {statistics.median(g) - statistics.median(d):6.3f} ms "
-                      f"p99 {_pct(g, .99) - _pct(d, .99):6.3f} ms  ({len(d)} requests each)")
+                      f"p99 {percentile(g, .99) - percentile(d, .99):6.3f} ms  ({len(d)} requests each)")
 
 
 if __name__ == "__main__":

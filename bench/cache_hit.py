@@ -20,14 +20,10 @@ import time
 from pathlib import Path
 
 import aiohttp
+from percentile import percentile  # bench/percentile.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import servers  # noqa: E402
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _run(url: str, n: int, stream: bool) -> tuple[list[float], list[float], int]:
@@ -70,8 +66,8 @@ models:
             for stream in (False, True):
                 miss, hit, hits = asyncio.run(_run(gw, args.requests, stream))
                 kind = "stream" if stream else "non-stream"
-                print(f"{kind:<11} miss p50 {statistics.median(miss):7.3f} ms p99 {_pct(miss, .99):7.3f} | "
-                      f"hit p50 {statistics.median(hit):6.3f} ms p99 {_pct(hit, .99):6.3f} | "
+                print(f"{kind:<11} miss p50 {statistics.median(miss):7.3f} ms p99 {percentile(miss, .99):7.3f} | "
+                      f"hit p50 {statistics.median(hit):6.3f} ms p99 {percentile(hit, .99):6.3f} | "
                       f"hit/miss p50 {statistics.median(hit) / statistics.median(miss):.3f} "
                       f"({hits}/{args.requests} second requests were hits; upstream TTFT {args.ttft_ms:g} ms)")
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import orjson
+from percentile import percentile  # bench/percentile.py, beside this script
 
 from gateway.core.types import Endpoint
 from gateway.policy.loader import load_policy
@@ -32,11 +33,6 @@ BODIES = [
     {"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
                                                                 {"type": "image_url", "image_url": {"url": "data:,"}}]}]},
 ]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -69,8 +65,8 @@ def main() -> None:
             decide_t.append((t3 - t2) / 1000)
         b50 = statistics.median(base)
         d50 = statistics.median(decide_t)
-        print(f"{name:<24}{b50:>12.2f}{statistics.median(facts_t):>11.1f} /{_percentile(facts_t, 0.99):>6.1f}"
-              f"{d50:>12.1f} /{_percentile(decide_t, 0.99):>6.1f}{d50 / b50:>16.1f}x")
+        print(f"{name:<24}{b50:>12.2f}{statistics.median(facts_t):>11.1f} /{percentile(facts_t, 0.99):>6.1f}"
+              f"{d50:>12.1f} /{percentile(decide_t, 0.99):>6.1f}{d50 / b50:>16.1f}x")
 
 
 if __name__ == "__main__":

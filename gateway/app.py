@@ -83,7 +83,6 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
             if sharing is not None:
                 await sharing.stop()
             await reloader.stop()
-            await accounting.drain()
             await state.aclose()
             await runtime.aclose()
             access_log.stop()

@@ -57,12 +57,17 @@ def running(args: list[str], health_url: str, env: dict[str, str] | None = None,
             wait_http(health_url, proc=proc, log_path=log_path)
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 _PROCESSES: dict[str, subprocess.Popen] = {}

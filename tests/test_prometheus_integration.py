@@ -157,12 +157,7 @@ def prometheus(targets_: list[str], workdir: Path) -> Iterator[str]:
             servers.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=60, proc=proc, log_path=log_path)
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            servers.stop(proc)
 
 
 def wait_for_scrape_after(base: str, moment: float, timeout: float = 30) -> None:

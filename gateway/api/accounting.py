@@ -1,15 +1,13 @@
 """After a request: metrics, the access log line, spend, rate-limit correction and cache fill.
 
 Runs once the response has been handed to the server (see ``responses.py``). Everything that talks
-to shared state is scheduled as a background task; nothing here can delay or fail a response.
+to shared state is only queued here (spend, cache fills and rate corrections are written behind in
+batches by ``state/``); nothing here can delay or fail a response.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from gateway.api.access_log import AccessLog
@@ -21,29 +19,12 @@ from gateway.policy.prices import request_cost
 from gateway.routing.executor import Execution
 from gateway.state import StateService
 
-log = logging.getLogger("gateway.accounting")
-
 
 class Accounting:
     def __init__(self, recorder: MetricsRecorder, access_log: AccessLog, state: StateService) -> None:
         self.recorder = recorder
         self.access_log = access_log
         self.state = state
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def background(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background accounting failed: %r", task.exception())
-
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
 
     def cache_fill(self, call: Call, execution: Execution, completion: dict[str, Any] | None) -> None:
         plan = call.plan

@@ -64,10 +64,6 @@ def provider_class(type_name: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def uses_litellm(type_name: str) -> bool:
-    return IMPLEMENTATIONS.get(type_name) == _LITELLM
-
-
 def build_provider(deployment: Any, context: ProviderContext) -> Provider:
     """Instantiate the provider for one policy deployment (see ``policy.models.Deployment``)."""
     cls = provider_class(deployment.type)

@@ -127,9 +127,6 @@ class Runtime:
         if self._on_breaker_change is not None:
             self._on_breaker_change(name, state)
 
-    def deployment(self, name: str) -> Deployment:
-        return self.snapshot.policy.deployments[name]
-
     def _retire(self, providers: list[Provider]) -> None:
         async def close_later() -> None:
             await asyncio.sleep(self._grace)  # requests still in flight on the old snapshot finish first

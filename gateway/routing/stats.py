@@ -98,10 +98,6 @@ class LiveStats:
         self._dirty = True
         self._snapshot_at = 0.0
 
-    def in_flight(self, deployment: str) -> int:
-        r = self._running.get(deployment)
-        return r.in_flight if r else 0
-
     def snapshot(self, now: float | None = None) -> Mapping[str, DeploymentStats]:
         now = time.monotonic() if now is None else now
         if self._dirty and now - self._snapshot_at >= self._interval:
