@@ -29,7 +29,7 @@ is chat-only, and emulating prompts over chat would answer something the caller 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 import orjson
@@ -143,13 +143,7 @@ class LiteLLMProvider:
         budget = min(timeouts.first_byte, timeouts.total)
         kwargs = self._kwargs(call, wire.CHAT_PARAMS, budget)
         kwargs["stream"] = False
-        try:
-            async with asyncio.timeout(budget):
-                response = await litellm.acompletion(**kwargs)
-        except TimeoutError as exc:
-            raise self._timeout("no answer", budget) from exc
-        except Exception as exc:
-            raise self._error(exc) from exc
+        response = await self._within(budget, litellm.acompletion(**kwargs))
         shaped = wire.chat_completion(response.model_dump(), self._upstream_model)
         return UpstreamReply(body=orjson.dumps(shaped), usage=wire.usage_of(shaped), parsed=shaped)
 
@@ -251,17 +245,21 @@ class LiteLLMProvider:
         finally:
             await upstream.aclose()
 
-    async def _embed(self, call: UpstreamCall) -> UpstreamReply:
-        timeouts = effective_timeouts(call.timeouts, self._timeouts)
-        budget = min(timeouts.first_byte, timeouts.total)
-        kwargs = self._kwargs(call, wire.EMBEDDING_PARAMS, budget)
+    async def _within(self, budget: float, work: Awaitable[Any]) -> Any:
+        """A non-streamed litellm call under its time budget, its failures translated."""
         try:
             async with asyncio.timeout(budget):
-                response = await litellm.aembedding(**kwargs)
+                return await work
         except TimeoutError as exc:
             raise self._timeout("no answer", budget) from exc
         except Exception as exc:
             raise self._error(exc) from exc
+
+    async def _embed(self, call: UpstreamCall) -> UpstreamReply:
+        timeouts = effective_timeouts(call.timeouts, self._timeouts)
+        budget = min(timeouts.first_byte, timeouts.total)
+        kwargs = self._kwargs(call, wire.EMBEDDING_PARAMS, budget)
+        response = await self._within(budget, litellm.aembedding(**kwargs))
         encoding = call.body.get("encoding_format")
         shaped = wire.embeddings(response.model_dump(), self._upstream_model, encoding)
         usage = Usage(prompt_tokens=shaped["usage"]["prompt_tokens"])
