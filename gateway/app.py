@@ -12,16 +12,16 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
-from gateway.api import gateway_routes, openai_routes, ops_routes
-from gateway.api.access_log import AccessLog
-from gateway.api.accounting import Accounting
-from gateway.api.admission import Admission
+from gateway.api import gateway_routes, model_routes, ops_routes
+from gateway.api.entrance import ProxyFastPath
 from gateway.api.errors import install_error_handlers
-from gateway.api.fast_path import ProxyFastPath
-from gateway.api.proxy import ProxyService
 from gateway.metrics.exposition import worker_exiting
 from gateway.metrics.recorder import MetricsRecorder
 from gateway.metrics.registry import GatewayMetrics
+from gateway.pipeline.access_log import AccessLog
+from gateway.pipeline.accounting import Accounting
+from gateway.pipeline.admission import Admission
+from gateway.pipeline.service import ProxyService
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.reload import PolicyReloader
 from gateway.routing.runtime import Runtime
@@ -100,7 +100,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.state.state = state
     app.state.proxy = ProxyService(runtime, state, Admission(state, recorder), accounting, admin_key=settings.admin_key)
     install_error_handlers(app)
-    app.include_router(openai_routes.router)
+    app.include_router(model_routes.router)
     app.include_router(gateway_routes.router)
     app.include_router(ops_routes.router)
     return app

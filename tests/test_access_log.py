@@ -1,7 +1,7 @@
 import io
 import json
 
-from gateway.api.access_log import AccessLog
+from gateway.pipeline.access_log import AccessLog
 
 
 class _Text(io.StringIO):

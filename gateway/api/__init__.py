@@ -1,1 +1,1 @@
-"""The HTTP surface: routes, request validation, SSE framing, error rendering and authentication."""
+"""The HTTP surface: the ASGI entrance for the proxy routes, FastAPI routes for the rest, body reading, error rendering."""

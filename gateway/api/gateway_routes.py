@@ -9,12 +9,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.api.auth import authenticate
 from gateway.api.body import read_body
-from gateway.api.call import Call
-from gateway.api.proxy import ProxyService
 from gateway.core.errors import InvalidRequest, PermissionDenied
 from gateway.core.types import Endpoint
+from gateway.pipeline.auth import authenticate
+from gateway.pipeline.call import Call
+from gateway.pipeline.service import ProxyService
 
 router = APIRouter(prefix="/v1/gateway")
 

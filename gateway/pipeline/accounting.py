@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.api.access_log import AccessLog
-from gateway.api.call import Call
 from gateway.core.errors import GatewayError
 from gateway.core.types import Usage
 from gateway.metrics.recorder import MetricsRecorder, Outcome
+from gateway.pipeline.access_log import AccessLog
+from gateway.pipeline.call import Call
 from gateway.policy.prices import request_cost
 from gateway.routing.executor import Execution
 from gateway.state import StateService

@@ -15,16 +15,16 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from gateway.api.accounting import Accounting
-from gateway.api.admission import Admission
-from gateway.api.auth import authenticate
-from gateway.api.call import Call
-from gateway.api.responses import AccountedResponse, SSEResponse
-from gateway.api.stream_relay import StreamState, close_upstream, relay, replay
-from gateway.api.validation import parse_json_object, validate
 from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
 from gateway.core.ids import new_id
 from gateway.core.types import Endpoint
+from gateway.pipeline.accounting import Accounting
+from gateway.pipeline.admission import Admission
+from gateway.pipeline.auth import authenticate
+from gateway.pipeline.call import Call
+from gateway.pipeline.responses import AccountedResponse, SSEResponse
+from gateway.pipeline.stream_relay import StreamState, close_upstream, relay, replay
+from gateway.protocols.openai import parse_json_object, validate
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
 from gateway.routing.runtime import Runtime

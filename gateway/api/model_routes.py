@@ -11,12 +11,12 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.api.auth import authenticate
 from gateway.api.body import read_body
 from gateway.api.disconnect import cancel_on_disconnect
-from gateway.api.proxy import ProxyService
 from gateway.core.errors import ModelNotFound
 from gateway.core.types import Endpoint
+from gateway.pipeline.auth import authenticate
+from gateway.pipeline.service import ProxyService
 
 router = APIRouter()
 

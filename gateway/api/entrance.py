@@ -18,9 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api.body import read_body
 from gateway.api.disconnect import ClientGone, cancel_on_disconnect
 from gateway.api.errors import error_response
-from gateway.api.proxy import ProxyService
 from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint
+from gateway.pipeline.service import ProxyService
 
 log = logging.getLogger("gateway.api")
 

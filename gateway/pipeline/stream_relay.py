@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.api.call import Call
-from gateway.api.responses import sse_error
 from gateway.core.errors import GatewayError
 from gateway.core.types import Usage
+from gateway.pipeline.call import Call
+from gateway.pipeline.responses import sse_error
 from gateway.routing.executor import Execution, Executor
 from gateway.state import StreamCapture
 

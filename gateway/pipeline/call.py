@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.api.auth import Identity
 from gateway.core.ids import new_id
 from gateway.core.types import Decision, Endpoint, RequestFacts
+from gateway.pipeline.auth import Identity
 from gateway.routing.runtime import PolicySnapshot
 from gateway.state import CachePlan, RateTicket
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from gateway.api.call import Call
 from gateway.core.errors import BudgetExceeded, RateLimited
 from gateway.core.types import RequestFacts
 from gateway.metrics.recorder import MetricsRecorder
+from gateway.pipeline.call import Call
 from gateway.policy.models import RateLimit
 from gateway.state import CacheEntry, StateService
 
