@@ -151,24 +151,6 @@ def test_gateway_errors_pass_through(errors: ModuleType) -> None:
     assert errors.translate(original, deployment="d", secrets=()) is original
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after": "2"}, 2.0),
-        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, 10.0),
-        ({"retry-after": "soon"}, None),
-        ({}, None),
-        (None, None),
-    ],
-)
-def test_retry_after_seconds(
-    errors: ModuleType, headers: dict[str, str] | None, expected: float | None
-) -> None:
-    now = 1445412480.0  # ten seconds before the HTTP date above
-    assert errors.retry_after_seconds(headers, now=now) == expected
-
-
 def test_scrub_replaces_every_secret_and_bounds_length(errors: ModuleType) -> None:
     text = errors.scrub(f"key={KEY} again {KEY} bearer tok-123456 " + "x" * 2000, (KEY, "tok-123456"))
     assert KEY not in text and "tok-123456" not in text and len(text) <= 600

@@ -30,9 +30,7 @@ may echo part of the key. Every other message is scrubbed of the deployment's se
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 
 import aiohttp
@@ -48,6 +46,7 @@ from gateway.core.errors import (
     UpstreamUnavailable,
 )
 from gateway.providers.litellm_runtime import litellm
+from gateway.providers.retry_after import retry_after_seconds
 
 lx = litellm.exceptions
 
@@ -79,30 +78,6 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (delta seconds or an HTTP date)."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _response_headers(exc: BaseException) -> Mapping[str, str] | None:

@@ -30,6 +30,7 @@ from gateway.core.errors import (
 from gateway.core.types import Usage
 from gateway.providers.base import UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.registry import ProviderContext
+from gateway.providers.retry_after import retry_after_seconds
 from gateway.simulator import CUT_CONNECTION, SimConfig, SimResponse, Simulator
 from gateway.simulator.wire import DONE_EVENT
 
@@ -153,7 +154,7 @@ class SimulatedProvider:
         message = f"{self.name}: upstream answered {reply.status}: {error.get('message') or 'error'}"
         status = reply.status
         if status == 429:
-            raise UpstreamRateLimited(message, retry_after=_seconds(reply.headers.get("retry-after")))
+            raise UpstreamRateLimited(message, retry_after=retry_after_seconds(reply.headers))
         if status == 503:
             raise UpstreamUnavailable(message)
         if status in (408, 504):
@@ -169,13 +170,6 @@ def _error_fields(body: bytes) -> dict[str, Any]:
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             return parsed["error"]
     return {}
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 async def _close(iterator: AsyncIterator[Any] | None) -> None:

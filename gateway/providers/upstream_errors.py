@@ -13,6 +13,7 @@ from gateway.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.providers.retry_after import retry_after_seconds
 
 _MAX_MESSAGE = 500
 
@@ -36,27 +37,11 @@ def upstream_message(body: bytes, secret: str = "") -> str:
     return message[:_MAX_MESSAGE]
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    for name in ("retry-after-ms", "Retry-After-Ms"):
-        if name in headers:
-            try:
-                return float(headers[name]) / 1000
-            except ValueError:
-                pass
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return None  # HTTP-date form: rare from model servers; treat as unknown
-    return None
-
-
 def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, str], secret: str = "") -> UpstreamError:
     detail = upstream_message(body, secret)
     said = f": {detail}" if detail else ""
     if status == 429:
-        return UpstreamRateLimited(f"deployment {name!r} is rate limited{said}", retry_after=parse_retry_after(headers))
+        return UpstreamRateLimited(f"deployment {name!r} is rate limited{said}", retry_after=retry_after_seconds(headers))
     if status in (408, 504):
         return UpstreamTimeout(f"deployment {name!r} timed out (upstream {status}){said}")
     if status in (401, 403):
