@@ -28,12 +28,12 @@ CORNERS = {
     "litellm": ("providers/litellm_runtime.py",),
     "redis": ("state/redis_backend.py",),
     "hiredis": ("state/resp.py",),
-    "httptools": ("providers/http1.py",),
+    "aiohttp": ("providers/transport.py", "providers/litellm_errors.py", "simulator/server.py"),
     "prometheus_client": ("metrics/", "app.py"),  # app.py: the composition root creates the registry
     "tenacity": ("routing/executor.py",),
     "fastapi": ("api/", "app.py"),
     "starlette": ("api/", "pipeline/", "app.py", "server.py"),
-    "aiohttp": ("providers/openai_compat.py", "providers/litellm_errors.py", "simulator/server.py"),
+    "httpx": ("providers/litellm_errors.py", "providers/litellm_egress.py"),
     "uvicorn": ("cli.py",),
 }
 

@@ -46,11 +46,11 @@ from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, Upstre
 from gateway.providers.litellm_errors import translate
 from gateway.providers.litellm_runtime import litellm
 from gateway.providers.registry import ProviderContext
+from gateway.providers.upstream_errors import deployment_secrets
 
 DONE = b"data: [DONE]\n\n"
 
 _MODEL_PREFIXES: dict[str, str] = {"anthropic": "anthropic/", "gemini": "gemini/", "litellm": ""}
-_MIN_SECRET_LENGTH = 6  # shorter header values ("1", "true") are not secrets and would mangle messages
 
 
 def litellm_model(provider_type: str, model: str) -> str:
@@ -103,10 +103,8 @@ class LiteLLMProvider:
         self._timeouts: Any = deployment.timeouts
         self._params: dict[str, Any] = dict(deployment.params or {})
         # Everything that must never appear in an error message: the key, and header values such
-        # as a bearer token configured on the deployment.
-        self._secrets: tuple[str, ...] = tuple(
-            s for s in (self._api_key, *self._headers.values()) if s and len(s) >= _MIN_SECRET_LENGTH
-        )
+        # as a bearer token configured on the deployment (the same rule as the passthrough path).
+        self._secrets: tuple[str, ...] = deployment_secrets(deployment)
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"LiteLLMProvider(name={self.name!r}, model={self.model!r}, api_base={self._api_base!r})"
