@@ -188,8 +188,8 @@ def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
 async def test_tinyproxy_carries_the_passthrough_and_the_litellm_path_alike(tinyproxy) -> None:
     from types import SimpleNamespace
 
-    from gateway.providers.litellm_adapter import LiteLLMProvider
     from gateway.policy.models import TimeoutSettings
+    from gateway.providers.litellm_adapter import LiteLLMProvider
 
     port, log = tinyproxy
     egress = Egress(proxy=f"http://127.0.0.1:{port}")
