@@ -30,5 +30,5 @@ def litellm_client(provider_type: str, api_base: str | None, egress: EgressSetti
     transport = httpx.AsyncHTTPTransport(
         verify=egress.ssl_context(), proxy=httpx.Proxy(proxy.with_credentials()) if proxy else None,
     )
-    handler_class = litellm.llms.custom_httpx.http_handler.AsyncHTTPHandler
+    handler_class = litellm.llms.custom_httpx.http_handler.AsyncHTTPHandler  # type: ignore[attr-defined]
     return handler_class(transport=transport, follow_redirects=False)
