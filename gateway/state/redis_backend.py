@@ -139,6 +139,11 @@ class RedisBackend:
                         self._mode = "cluster"
                     else:
                         self._mode = "standalone"
+                    client = self._cluster if self._cluster is not None else self._redis
+                    # Scripts loaded now (on every primary of a cluster), not by a NOSCRIPT round trip
+                    # on the first requests, which on a cold cluster could outlast the call timeout.
+                    for script in scripts.ALL:
+                        await client.script_load(script)
         return self._cluster if self._cluster is not None else self._redis
 
     async def _call(self, operation: str, work: Callable[[Any], Awaitable[Any]], *, force: bool = False) -> Any:

@@ -120,3 +120,5 @@ for i = 1, #all, 2 do
 end
 return out
 """
+
+ALL = (RATE_CONSUME, RATE_ADJUST, SPEND_ADD, STATS_PUBLISH, STATS_FETCH)
