@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.policy.models import Policy
-from gateway.policy.prices import resolve_prices
+from gateway.policy.prices import resolve_prices, unpriced
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 _DOTTED_PATH = re.compile(r"^([\w.\-]+): (.*)$")
@@ -78,9 +78,18 @@ def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | Non
     if issues:
         raise PolicyError(issues)
     try:
-        policy = resolve_prices(Policy.model_validate(data))
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(_issues_from_validation(exc, file, locations)) from None
+    unknown = [
+        _issue_at(file, locations, ("deployments", name), f"vendor model {policy.deployments[name].model!r} has no "
+                  "price in the policy nor in the price map: set price.input_per_mtok and price.output_per_mtok",
+                  ("deployments", name))
+        for name in unpriced(policy)
+    ]
+    if unknown:
+        raise PolicyError(unknown)
+    policy = resolve_prices(policy)
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     return LoadedPolicy(policy=policy, path=file, version=version)
 

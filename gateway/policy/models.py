@@ -97,6 +97,37 @@ class Egress(_Strict):
 
     Applied the same way on both upstream paths (the OpenAI-compatible passthrough and litellm). Set
     under `defaults.egress` for every deployment; a deployment's own `egress` overrides it field by field.
+    Certificate files are read when the policy loads (an unreadable one is a load error); a TLS failure
+    is logged with its reason (`certificate verify failed: unable to get local issuer certificate`).
+    `SSL_CERT_FILE` still works process-wide but *replaces* the system's CAs; `ca_bundle` adds to them.
+
+    Worked example: an internal vLLM behind the company CA, vendor APIs through the egress proxy.
+
+    ```yaml
+    defaults:
+      egress:
+        proxy: http://egress.corp.example:3128      # every vendor call goes through the DLP proxy
+    deployments:
+      vllm-internal:
+        type: vllm
+        model: Qwen/Qwen2.5-72B-Instruct
+        api_base: https://vllm.ml.corp.example/v1
+        hosting: self
+        egress:
+          proxy: null                               # overrides the default: internal traffic goes direct
+          environment_proxy: false                  # even if HTTPS_PROXY is set in the pod
+          ca_bundle: /etc/gateway/company-ca.pem    # the company CA that signed vllm.ml.corp.example
+          client_cert: /etc/gateway/gateway.pem     # if the vLLM ingress requires mutual TLS
+          client_key: /etc/gateway/gateway-key.pem
+      gpt-4o:
+        type: openai
+        model: gpt-4o
+        api_key: ${OPENAI_API_KEY}
+        hosting: vendor                             # inherits defaults.egress: through the proxy
+    ```
+
+    Without `defaults.egress`, `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment apply to both
+    paths alike; `environment_proxy: false` opts a deployment out.
     """
 
     proxy: str | None = Field(default=None, description="Forward proxy for this upstream, e.g. `http://proxy.corp:3128` (HTTPS goes through it with CONNECT); `user:password@` in the URL is sent as Proxy-Authorization. Unset: the environment's proxy, if `environment_proxy` allows it.")
@@ -138,7 +169,7 @@ class Deployment(_Strict):
     hosting: Literal["self", "vendor"] = Field(description="`self`: runs on your infrastructure; `vendor`: a third-party API.")
     origin: str = Field(default="unknown", description="Where the model comes from (e.g. CN, US, EU).")
     region: str = Field(default="unknown", description="Where it is served (e.g. eu-west-1, on-prem).")
-    price: Price = Field(default_factory=Price, description="Cost; vendor deployments without one use litellm's bundled price map.")
+    price: Price = Field(default_factory=Price, description="Cost. A vendor deployment without one takes the price map's (`gateway/policy/price_map.json`); one that is in neither is a load error.")
     context_window: int = Field(default=8192, ge=1, description="Prompt plus output tokens the model accepts.")
     max_output_tokens: int | None = Field(default=None, ge=1, description="Cap on output tokens, if lower than the context window.")
     capabilities: tuple[Literal[CAPABILITIES], ...] = Field(  # type: ignore[valid-type]

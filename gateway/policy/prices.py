@@ -1,37 +1,18 @@
-"""Prices per deployment: the policy's own, else litellm's bundled price map.
+"""Prices per deployment: the policy's own, else the repository's versioned price map (``price_map.py``).
 
-The map is read as a JSON file from litellm's installed package (never by importing litellm, which
-costs seconds and ~200 MiB), once per policy load, off the request path.
+Money fails closed: a vendor deployment whose price is in neither is an error at load (``unpriced``
+names it, and the loader reports it at the deployment's ``file:line``), never a free deployment that
+ranks first under the cost objective and spends nothing against budgets. Self-hosted deployments may
+be free (their cost is the GPUs you already pay for, unless ``gpu_hour_usd`` says otherwise).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import logging
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
-
+from gateway.policy import price_map
 from gateway.policy.models import Deployment, Policy, Price
-
-log = logging.getLogger("gateway.prices")
 
 _PROVIDER_PREFIX = {"openai": "", "anthropic": "anthropic/", "gemini": "gemini/", "deepseek": "deepseek/",
                     "moonshot": "moonshot/", "dashscope": "dashscope/", "zhipu": "zai/"}
-
-
-@lru_cache(maxsize=1)
-def bundled_price_map() -> dict[str, Any]:
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log.warning("litellm's bundled price map could not be read: %s", exc)
-        return {}
 
 
 def has_explicit_price(price: Price) -> bool:
@@ -39,8 +20,8 @@ def has_explicit_price(price: Price) -> bool:
 
 
 def lookup_price(dep: Deployment) -> tuple[float, float] | None:
-    """(input, output) USD per million tokens from the bundled map, or None when it does not know the model."""
-    table = bundled_price_map()
+    """(input, output) USD per million tokens from the price map, or None when it does not know the model."""
+    table = price_map.load()
     prefix = _PROVIDER_PREFIX.get(dep.type, "")
     for key in (dep.model, prefix + dep.model, dep.model.split("/", 1)[-1]):
         entry = table.get(key)
@@ -49,8 +30,16 @@ def lookup_price(dep: Deployment) -> tuple[float, float] | None:
     return None
 
 
+def unpriced(policy: Policy) -> list[str]:
+    """Vendor deployments with no price in the policy nor in the price map (load errors)."""
+    return [
+        name for name, dep in policy.deployments.items()
+        if dep.hosting == "vendor" and not has_explicit_price(dep.price) and lookup_price(dep) is None
+    ]
+
+
 def resolve_prices(policy: Policy) -> Policy:
-    """A copy of ``policy`` where vendor deployments without a price carry the bundled map's price."""
+    """A copy of ``policy`` where vendor deployments without a price carry the price map's price."""
     updated = {}
     for name, dep in policy.deployments.items():
         if dep.hosting == "vendor" and not has_explicit_price(dep.price):
