@@ -12,6 +12,7 @@ median of interleaved rounds (clients take turns, so a busy moment of the shared
 Candidates: the gateway's transport as it is in the working tree (``gateway.providers.transport``),
 pyreqwest (Rust reqwest/hyper), aiohttp, httpx, and -- from a git revision, because it is no longer in
 the tree -- the hand-written httptools pool that served upstream calls before (``--baseline-ref``).
+pyreqwest is not a dependency of the project: ``pip install pyreqwest`` into ``.venv`` to include it.
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ async def _run(args: argparse.Namespace, base: str) -> dict[str, dict[str, list[
         "httpx": _httpx,
     }
     chosen = {k: v for k, v in factories.items() if not args.only or any(o in k for o in args.only.split(","))}
+    for name, module in (("pyreqwest", "pyreqwest"), ("httpx", "httpx")):
+        if name in chosen and importlib.util.find_spec(module) is None:
+            print(f"{name}: not installed (pip install {name}), left out", file=sys.stderr)
+            del chosen[name]
     results: dict[str, dict[str, list[float]]] = {k: {"serial": [], "c32": []} for k in chosen}
     clients = {name: await make(base) for name, make in chosen.items()}
     try:

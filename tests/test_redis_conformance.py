@@ -19,6 +19,7 @@ from gateway.state.redis_backend import RedisBackend
 from gateway.state.redis_settings import RedisSettings, RedisURLError
 from gateway.state.service import StateService
 from tests.redis_support import RedisInstance
+from tests.test_gateway_state import ENV
 from tests.upstream_support import Certificates, make_certificates
 
 
@@ -159,3 +160,25 @@ def test_url_forms_parse_to_one_meaning() -> None:
     assert RedisSettings.from_url("unix:///run/r.sock?db=1").describe() == "unix:///run/r.sock/1"
     with pytest.raises(RedisURLError, match="only database 0"):
         RedisSettings.from_url("redis://h:7000/3").cluster_kwargs()
+
+
+def test_a_gateway_refused_by_redis_logs_why_and_readyz_says_it(tmp_path: Path) -> None:
+    import httpx
+
+    from tests import servers
+    from tests.conftest import POLICIES
+
+    instance = RedisInstance(tmp_path / "redis", "--requirepass", "the-right-one").start()
+    try:
+        log = tmp_path / "gw.log"
+        env = {"GATEWAY_REDIS_URL": f"redis://:not-the-password@127.0.0.1:{instance.port}/0"}
+        with servers.gateway(POLICIES / "state.yaml", env={**ENV, **env}, log_path=log) as url:
+            ready = httpx.get(f"{url}/readyz")
+            assert ready.status_code == 200  # degraded, still serving
+            assert "invalid username-password pair" in ready.json()["checks"]["redis"]
+            assert "not-the-password" not in ready.text
+        text = log.read_text()
+        assert f"127.0.0.1:{instance.port}" in text and "invalid username-password pair" in text
+        assert "not-the-password" not in text
+    finally:
+        instance.stop()
