@@ -147,7 +147,11 @@ class OpenAICompatProvider:
         garbage; before the first byte reached the client it triggers a fallback.
         """
         for event in events:
-            data = event.data
+            raw = event.raw
+            if raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2:
+                data: bytes | None = raw[6:-2]  # the common shape, one `data:` line: no line splitting
+            else:
+                data = event.data
             if data is None:
                 continue  # comments and keep-alives
             if data == b"[DONE]":

@@ -5,8 +5,8 @@ is asked of the server itself (``INFO cluster``) on first use, from any node's U
 
 - **standalone**: redis-py over one blocking connection pool per process (bounded; waiting for a free
   connection counts against the same short timeout), plus the lean multiplexed connection of ``resp.py``
-  for the two calls every request makes (rate-limit script, cache lookup): measured at half redis-py's
-  CPU per call. Both are built from the same settings (database, credentials, TLS, unix socket).
+  for the calls every request makes (rate-limit script, cache lookup, cache fill): measured at half
+  redis-py's CPU per call. Both are built from the same settings (database, credentials, TLS, unix socket).
 - **cluster**: redis-py's ``RedisCluster`` for everything (slot routing, ``MOVED``/``ASK``, topology
   refresh after a node fails). Every script's keys share a slot by their hash tags (``scripts.py``);
   a cache lookup of several keys is split per slot (``mget_nonatomic``).
@@ -147,6 +147,10 @@ class RedisBackend:
         return self._cluster if self._cluster is not None else self._redis
 
     async def _call(self, operation: str, work: Callable[[Any], Awaitable[Any]], *, force: bool = False) -> Any:
+        if self._mode is not None:  # the common case: no detour through _ready
+            client = self._cluster if self._cluster is not None else self._redis
+            return await self.guard.call(operation, lambda: work(client), force=force)
+
         async def run() -> Any:
             return await work(await self._ready())
 
@@ -196,6 +200,11 @@ class RedisBackend:
 
     async def cache_set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
         async def send(client: Any) -> object:
+            fast = self._fast
+            if fast is not None:  # commands issued together share one write on the lean connection
+                return await asyncio.gather(
+                    *(fast.execute("SET", f"{self.prefix}cache:{key}", value, "EX", ttl_s) for key, value, ttl_s in items)
+                )
             pipe = client.pipeline(transaction=False)
             for key, value, ttl_s in items:
                 pipe.set(f"{self.prefix}cache:{key}", value, ex=ttl_s)
