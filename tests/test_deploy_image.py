@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import sys
 from typing import Any
 
 from tests.deploy_support import ROOT, require_module, require_tool, run
