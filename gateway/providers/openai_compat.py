@@ -84,8 +84,10 @@ class OpenAICompatProvider:
         started = time.monotonic()
         resp = await self._post(call, stream=False)
         try:
-            async with asyncio.timeout(max(0.001, call.timeouts.total - (time.monotonic() - started))):
-                body = await resp.read_all(self._cap)
+            body = resp.read_buffered(self._cap)  # a small answer is usually complete with its head
+            if not resp.at_end:
+                async with asyncio.timeout(max(0.001, call.timeouts.total - (time.monotonic() - started))):
+                    body += await resp.read_all(self._cap)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"deployment {self.name!r} exceeded {call.timeouts.total:g}s") from exc
         finally:
@@ -163,6 +165,10 @@ class OpenAICompatProvider:
         return False
 
     async def _read(self, resp: UpstreamResponse, t: Timeouts, deadline: float) -> bytes:
+        if chunk := resp.read_buffered(self._cap):
+            return chunk  # already here: no timer to arm
+        if resp.at_end:
+            return b""
         left = deadline - time.monotonic()
         try:
             async with asyncio.timeout(min(t.idle, max(0.001, left))):
@@ -196,6 +202,8 @@ class OpenAICompatProvider:
             raise UpstreamProtocolError(f"deployment {self.name!r} ended the stream before [DONE]")
         # The body's end (a chunked terminator) usually follows [DONE] at once: read it so the
         # connection goes back to the pool instead of being dropped.
+        if resp.at_end:
+            return
         try:
             async with asyncio.timeout(_DRAIN_SECONDS):
                 while await resp.read_chunk(self._cap):

@@ -115,12 +115,28 @@ class UpstreamResponse:
         """Response headers (case-insensitive; the first value of a repeated header)."""
         return self._response.headers
 
+    @property
+    def at_end(self) -> bool:
+        """The whole body has been read."""
+        return self._response.content.at_eof()
+
+    def read_buffered(self, cap: int) -> bytes:
+        """What has already arrived (``b""`` if nothing): no wait, so no timeout to arm."""
+        try:
+            chunk = self._response.content.read_nowait()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _translate(exc, self._name, self._secrets, head=False) from exc
+        return self._count(chunk, cap)
+
     async def read_chunk(self, cap: int) -> bytes:
         """The next piece of the (decoded) body, ``b""`` at its end; more than ``cap`` bytes in all is an error."""
         try:
             chunk = await self._response.content.readany()
         except (aiohttp.ClientError, OSError) as exc:
             raise _translate(exc, self._name, self._secrets, head=False) from exc
+        return self._count(chunk, cap)
+
+    def _count(self, chunk: bytes, cap: int) -> bytes:
         self._read += len(chunk)
         if self._read > cap:
             raise UpstreamProtocolError(
@@ -137,7 +153,9 @@ class UpstreamResponse:
                 f"max_response_bytes ({cap} bytes)"
             )
         parts: list[bytes] = []
-        while chunk := await self.read_chunk(cap):
+        if chunk := self.read_buffered(cap):  # often the whole body came with the head
+            parts.append(chunk)
+        while not self.at_end and (chunk := await self.read_chunk(cap)):
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
