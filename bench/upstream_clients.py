@@ -8,6 +8,8 @@ loopback port, one worker) and reads the ~600-byte answer whole, first one reque
 concurrent. The figure is the client process's CPU time (``time.process_time``: every thread, so a
 library that does its work in a background runtime thread pays for it) divided by the requests, the
 median of interleaved rounds (clients take turns, so a busy moment of the shared machine hits all).
+It also checks each client for what disqualified the cheapest library: whether cancelling a request
+that waits for its answer closes the connection (``closes_on_cancel``).
 
 Candidates: the gateway's transport as it is in the working tree (``gateway.providers.transport``),
 pyreqwest (Rust reqwest/hyper), aiohttp, httpx, and -- from a git revision, because it is no longer in
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -149,6 +152,38 @@ async def _gateway_transport(base: str) -> tuple[Send, Callable[[], Awaitable[No
     return send, transport.aclose
 
 
+async def closes_on_cancel(make: Factory) -> bool:
+    """Whether cancelling a request that is waiting for its answer closes the connection (a client that
+    hangs up must stop the model server's work). A loopback server reads the request, answers nothing
+    for 3 s, and watches its socket."""
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            async with asyncio.timeout(3):
+                while await reader.read(65536):
+                    pass
+            closed.set()
+        except (TimeoutError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    send, close = await make(f"http://127.0.0.1:{port}")
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(send(), 0.2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed.wait(), 1.5)
+        return closed.is_set()
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await close()
+
+
 async def _measure(send: Send, requests: int, concurrency: int) -> float:
     """CPU seconds per request for ``requests`` POSTs, ``concurrency`` at a time."""
     for _ in range(50):
@@ -168,7 +203,7 @@ async def _measure(send: Send, requests: int, concurrency: int) -> float:
     return (time.process_time() - started) / requests
 
 
-async def _run(args: argparse.Namespace, base: str) -> dict[str, dict[str, list[float]]]:
+async def _run(args: argparse.Namespace, base: str) -> tuple[dict[str, dict[str, list[float]]], dict[str, bool]]:
     factories: dict[str, Callable[[str], Awaitable[tuple[Send, Callable[[], Awaitable[None]]]]]] = {
         "gateway transport": _gateway_transport,
         f"httptools pool ({args.baseline_ref})": lambda b: _http1_pool(b, args.baseline_ref),
@@ -182,6 +217,7 @@ async def _run(args: argparse.Namespace, base: str) -> dict[str, dict[str, list[
         if name in chosen and importlib.util.find_spec(module) is None:
             print(f"{name}: not installed (pip install {name}), left out", file=sys.stderr)
             del chosen[name]
+    cancel = {name: await closes_on_cancel(make) for name, make in chosen.items()}
     results: dict[str, dict[str, list[float]]] = {k: {"serial": [], "c32": []} for k in chosen}
     clients = {name: await make(base) for name, make in chosen.items()}
     try:
@@ -192,7 +228,7 @@ async def _run(args: argparse.Namespace, base: str) -> dict[str, dict[str, list[
     finally:
         for _send, close in clients.values():
             await close()
-    return results
+    return results, cancel
 
 
 def main() -> None:
@@ -217,16 +253,18 @@ def main() -> None:
         nginx.wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=20)
         if len(cores) > 1:
             os.sched_setaffinity(0, {cores[0]})
-        results = uvloop.run(_run(args, f"http://127.0.0.1:{port}"))
+        results, cancel = uvloop.run(_run(args, f"http://127.0.0.1:{port}"))
     finally:
         nginx.stop()
     table = {name: {kind: statistics.median(v) * 1e6 for kind, v in kinds.items()} for name, kinds in results.items()}
-    (out / "upstream_clients.json").write_text(json.dumps({"us_per_post": table, "raw_seconds": results,
+    (out / "upstream_clients.json").write_text(json.dumps({"us_per_post": table, "closes_on_cancel": cancel,
+                                                            "raw_seconds": results,
                                                             "rounds": args.rounds, "requests": args.requests},
                                                            indent=2))
-    print(f"{'client':36} {'1 at a time':>12} {'32 concurrent':>14}   (CPU µs per POST, median of {args.rounds})")
+    print(f"{'client':36} {'1 at a time':>12} {'32 concurrent':>14} {'cancel closes':>14}"
+          f"   (CPU µs per POST, median of {args.rounds})")
     for name, row in table.items():
-        print(f"{name:36} {row['serial']:>12.1f} {row['c32']:>14.1f}")
+        print(f"{name:36} {row['serial']:>12.1f} {row['c32']:>14.1f} {'yes' if cancel[name] else 'NO':>14}")
 
 
 if __name__ == "__main__":
