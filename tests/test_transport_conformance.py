@@ -15,7 +15,13 @@ import brotli
 import pytest
 import zstandard
 
-from gateway.core.errors import UpstreamError, UpstreamProtocolError, UpstreamStatusError, UpstreamUnavailable
+from gateway.core.errors import (
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.policy.models import ConnectionPool, TimeoutSettings
 from gateway.providers.base import Timeouts
 from gateway.providers.openai_compat import OpenAICompatProvider
@@ -423,6 +429,23 @@ async def test_a_health_check_whose_body_stalls_fails_and_releases_the_connectio
         assert await p.check_health() is False
         await asyncio.wait_for(released.wait(), 3)
         assert up.open_connections == 0
+        await p.aclose()
+
+
+async def test_no_answer_within_first_byte_is_a_504_and_the_connection_is_dropped() -> None:
+    dropped = asyncio.Event()
+
+    async def handler(conn: Conn) -> None:
+        await conn.request()  # and never answer
+        if await conn.closed_by_client(within=5):
+            dropped.set()
+
+    async with raw_upstream(handler) as up:
+        p = provider(up.base)
+        with pytest.raises(UpstreamTimeout) as info:
+            await p.complete(call(timeouts=Timeouts(connect=2, first_byte=0.3, idle=5, total=20)))
+        assert info.value.status == 504 and "0.3s" in info.value.message
+        await asyncio.wait_for(dropped.wait(), 3)
         await p.aclose()
 
 

@@ -246,10 +246,12 @@ class Transport:
                     method, self._url(path), data=body, headers=headers, proxy=self._proxy,
                     proxy_auth=self._proxy_auth, allow_redirects=False,
                 )
-        except (aiohttp.ClientError, OSError) as exc:  # first: the library's timeouts are TimeoutErrors too
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection in time: not the head's timeout
             raise _translate(exc, self.name, self._secrets, head=True) from exc
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # before OSError, of which TimeoutError is a subclass
             raise UpstreamTimeout(f"deployment {self.name!r} did not answer within {head_timeout:g}s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _translate(exc, self.name, self._secrets, head=True) from exc
         return UpstreamResponse(self.name, response, self._secrets)
 
     async def aclose(self) -> None:
