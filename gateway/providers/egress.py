@@ -1,7 +1,7 @@
 """A deployment's egress settings (proxy, CA bundle, client certificate, verify), read once per policy load.
 
 Both upstream paths take their network settings from here: the passthrough transport (``transport.py``)
-and the litellm adapter (an ``httpx`` client built by ``httpx_client``), so a proxy or a private CA
+and the litellm adapter (an ``httpx`` client built by ``litellm_egress.litellm_client``), so a proxy or a private CA
 configured in the policy reaches the upstream the same way whichever path serves the deployment.
 
 Proxy resolution, the same on both paths:
@@ -23,7 +23,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 
 class EgressConfigError(ValueError):
@@ -56,8 +56,6 @@ class ProxyURL:
         if not self.username:
             return self.url
         parts = urlsplit(self.url)
-        from urllib.parse import quote
-
         auth = quote(self.username, safe="") + (":" + quote(self.password or "", safe="") if self.password else "")
         return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, "", ""))
 

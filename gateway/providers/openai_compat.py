@@ -63,11 +63,11 @@ class OpenAICompatProvider:
         # The deployment's params are defaults: a field the client sent itself wins.
         return orjson.dumps({**self._params, **call.body} if self._params else call.body)
 
-    async def _post(self, call: UpstreamCall, stream: bool) -> UpstreamResponse:
+    async def _post(self, call: UpstreamCall) -> UpstreamResponse:
         t: Timeouts = call.timeouts
         resp = await self._transport.send(
             "POST", call.endpoint.path, self._body(call), headers=call.extra_headers or None,
-            head_timeout=t.first_byte, stream=stream,
+            head_timeout=t.first_byte,
         )
         if resp.status >= 400:
             try:
@@ -82,7 +82,7 @@ class OpenAICompatProvider:
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
         started = time.monotonic()
-        resp = await self._post(call, stream=False)
+        resp = await self._post(call)
         try:
             body = resp.read_buffered(self._cap)  # a small answer is usually complete with its head
             if not resp.at_end:
@@ -102,7 +102,7 @@ class OpenAICompatProvider:
 
     async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
         started = time.monotonic()
-        resp = await self._post(call, stream=True)
+        resp = await self._post(call)
         events = self._events(resp, call.timeouts, started + call.timeouts.total)
         try:
             async with asyncio.timeout(call.timeouts.first_byte):

@@ -234,11 +234,10 @@ class Transport:
 
     async def send(
         self, method: str, path: str, body: bytes | None = None, *, headers: Mapping[str, str] | None = None,
-        head_timeout: float = 60.0, stream: bool = False,
+        head_timeout: float = 60.0,
     ) -> UpstreamResponse:
-        """Send a request; return once the response head has arrived (within ``head_timeout``).
-        ``stream`` is accepted for symmetry with callers that read the body as it comes; every body
-        is read as it arrives."""
+        """Send a request; return once the response head has arrived (within ``head_timeout``). The body
+        is then read as it arrives (``read_buffered``, ``read_chunk``, ``read_all``)."""
         session = self._session or self._open()
         try:
             async with asyncio.timeout(head_timeout):
