@@ -247,3 +247,28 @@ async def test_the_litellm_path_honours_a_private_ca_and_the_environment_proxy(
             await untrusted.complete(call(body, timeouts=FAST))
         await trusted.aclose()
         await untrusted.aclose()
+
+
+async def test_environment_proxy_and_no_proxy_mean_the_same_on_both_paths() -> None:
+    """Default egress: HTTP_PROXY carries the passthrough and litellm's Anthropic and Gemini calls alike,
+    and NO_PROXY exempts all three alike (each environment in a fresh gateway-like process)."""
+    import os
+    import sys
+
+    from tests.servers import ROOT
+
+    async with forward_proxy() as proxy, SimulatorServer(ttft_ms=0) as sim:
+        async def probe(**env: str) -> None:
+            clean = {k: v for k, v in os.environ.items() if k not in PROXY_ENV}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.egress_probe", sim.url, cwd=ROOT, env={**clean, **env},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 120)
+            assert proc.returncode == 0 and out.decode().strip().endswith("ok"), out.decode()[-2000:]
+
+        await probe(HTTP_PROXY=f"http://127.0.0.1:{proxy.port}")
+        paths = [line.split(" ")[1].split(str(sim.port), 1)[1] for line in proxy.seen]
+        assert paths == ["/v1/chat/completions", "/v1/messages", "/v1beta/models/gemini-1.5-flash:generateContent"]
+        await probe(HTTP_PROXY=f"http://127.0.0.1:{proxy.port}", NO_PROXY="127.0.0.1")
+        assert len(proxy.seen) == 3, f"NO_PROXY was not honoured by every path: {proxy.seen}"

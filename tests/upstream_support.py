@@ -259,9 +259,13 @@ async def forward_proxy() -> AsyncIterator[ForwardProxy]:
 
             url = urlsplit(target)
             up_reader, up_writer = await asyncio.open_connection(url.hostname, url.port or 80)
-            rest = head.split(b"\r\n", 1)[1]
+            # One request per proxied connection (the upstream is told to close after it), so every
+            # request arrives here and is rewritten from absolute form.
+            kept = [h for h in head.split(b"\r\n")[1:] if h and not h.lower().startswith((b"connection:",
+                                                                                          b"proxy-connection:"))]
             path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-            up_writer.write(f"{method} {path} HTTP/1.1\r\n".encode() + rest)
+            up_writer.write(f"{method} {path} HTTP/1.1\r\n".encode() + b"\r\n".join(kept)
+                            + b"\r\nconnection: close\r\n\r\n")
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
