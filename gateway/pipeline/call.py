@@ -28,3 +28,5 @@ class Call:
     spend_id: str = field(default_factory=new_id)
     """Idempotency key for spend: generated here, never taken from the client's x-request-id."""
     body: dict[str, Any] | None = None
+    upstream_called: bool = False
+    """The request was handed to the executor (an upstream may have started working on it)."""

@@ -81,9 +81,10 @@ def decide(
     dropped: list[Dropped] = []
     for name in route.deployments:
         dep = policy.deployments[name]
-        cost = expected_cost(dep, facts.prompt_tokens, expected_out)
-        latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), expected_out)
-        reason = _technical_fit(dep, facts, expected_out)
+        out = expected_out if dep.max_output_tokens is None else min(expected_out, dep.max_output_tokens)
+        cost = expected_cost(dep, facts.prompt_tokens, out)
+        latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), out)
+        reason = _technical_fit(dep, facts)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
             reason = ("unhealthy", "circuit breaker open")
         if reason is None and fx.max_price_usd is not None and cost > fx.max_price_usd:
@@ -137,14 +138,16 @@ def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[s
     return fx, tuple(fired)
 
 
-def _technical_fit(dep: Deployment, facts: RequestFacts, expected_out: int) -> tuple[str, str] | None:
+def _technical_fit(dep: Deployment, facts: RequestFacts) -> tuple[str, str] | None:
     if facts.endpoint.value not in dep.endpoints:
         return "endpoint_unsupported", f"does not serve {facts.endpoint.value}"
     for feature in facts.features:
         needs = _FEATURE_NEEDS.get(feature)
         if needs and not any(c in dep.capabilities for c in needs):
             return "capability_missing", f"no {feature}"
-    needed = facts.prompt_tokens + (facts.max_output_tokens or 0)
+    # The executor never asks a deployment for more output than its cap (``executor.body_for``).
+    asked = facts.max_output_tokens or 0
+    needed = facts.prompt_tokens + (asked if dep.max_output_tokens is None else min(asked, dep.max_output_tokens))
     if needed > dep.context_window:
         return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
     return None
