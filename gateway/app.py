@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
-from gateway.api import gateway_routes, model_routes, ops_routes
+from gateway.api import docs_routes, gateway_routes, model_routes, ops_routes
 from gateway.api.entrance import ProxyFastPath
 from gateway.api.errors import install_error_handlers
 from gateway.metrics.exposition import worker_exiting
@@ -21,6 +21,7 @@ from gateway.metrics.registry import GatewayMetrics
 from gateway.pipeline.access_log import AccessLog
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
+from gateway.pipeline.auth import require_keys_off_loopback
 from gateway.pipeline.service import ProxyService
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.reload import PolicyReloader
@@ -53,6 +54,8 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     accounting = Accounting(recorder, access_log, state)
 
     def install(loaded: LoadedPolicy) -> None:
+        require_keys_off_loopback(loaded.policy, loaded.path, host=settings.host, loopback=settings.loopback,
+                                  allow_unauthenticated=settings.allow_unauthenticated)
         initial = not runtime.ready
         snapshot = runtime.install(loaded)
         recorder.policy_installed(loaded.policy, loaded.version, snapshot.loaded_at, initial=initial)
@@ -90,7 +93,8 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app = FastAPI(
         title="Model-routing gateway", version="0.1.0", lifespan=lifespan,
-        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url=None,  # served by api/docs_routes.py, guarded as settings say
+        redirect_slashes=False,  # a 307 built from the Host header is an open redirect, and SDKs never need it
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -103,4 +107,6 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.include_router(model_routes.router)
     app.include_router(gateway_routes.router)
     app.include_router(ops_routes.router)
+    if settings.docs != "off":
+        app.include_router(docs_routes.router)
     return app

@@ -104,9 +104,13 @@ def _serve(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"gateway: the policy cannot be used:\n{exc}", file=sys.stderr)
         return 1
-    if not loaded.policy.keys and not settings.loopback and not settings.allow_unauthenticated:
-        print(f"gateway: refusing to serve without API keys on {settings.host}: define `keys` in the policy, bind a "
-              "loopback address, or set GATEWAY_ALLOW_UNAUTHENTICATED=true to accept that risk.", file=sys.stderr)
+    from gateway.pipeline.auth import require_keys_off_loopback
+
+    try:
+        require_keys_off_loopback(loaded.policy, settings.policy, host=settings.host, loopback=settings.loopback,
+                                  allow_unauthenticated=settings.allow_unauthenticated)
+    except PolicyError as exc:
+        print(f"gateway: refusing to serve: {exc}", file=sys.stderr)
         return 2
     # Workers are separate processes: they read their settings from the environment.
     env = {

@@ -34,6 +34,10 @@ class Settings:
     allow_unauthenticated: bool = False
     """Serve without API keys on a non-loopback address (keys are never required on loopback)."""
     admin_key: str | None = None
+    metrics_key: str | None = None
+    """Bearer key /metrics requires (admin keys work too); unset: /metrics is open."""
+    docs: str = "open"
+    """Who may read /docs and /openapi.json: open, admin (admin keys only) or off."""
     max_body_bytes: int = 4 * 1024 * 1024
     access_log: bool = True
     log_prompts: bool = False
@@ -68,6 +72,8 @@ class Settings:
             raise SettingsError(f"GATEWAY_WORKERS must be at least 1, got {self.workers}")
         if self.max_body_bytes < 1024:
             raise SettingsError("GATEWAY_MAX_BODY_BYTES must be at least 1024")
+        if self.docs not in ("open", "admin", "off"):
+            raise SettingsError(f"GATEWAY_DOCS must be open, admin or off, got {self.docs!r}")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("GATEWAY_REDIS_URL must start with redis://, rediss:// or unix://")
 

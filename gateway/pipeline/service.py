@@ -16,12 +16,11 @@ import orjson
 from starlette.responses import Response
 
 from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
-from gateway.core.ids import new_id
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
 from gateway.pipeline.auth import authenticate
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, request_id_from
 from gateway.pipeline.responses import AccountedResponse, SSEResponse
 from gateway.pipeline.stream_relay import CachedStream, StreamRelay
 from gateway.protocols.openai import parse_json_object, validate
@@ -56,7 +55,7 @@ class ProxyService:
         return body
 
     async def handle(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str], started: float) -> Response:
-        call = Call(endpoint, headers.get("x-request-id") or new_id(), started)
+        call = Call(endpoint, request_id_from(headers), started)
         self.recorder.request_started(endpoint.value)
         try:
             body = await self.route(endpoint, raw, headers, call)
