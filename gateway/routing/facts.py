@@ -15,7 +15,7 @@ from gateway.core.types import Endpoint, Feature, RequestFacts
 from gateway.policy.conditions import DATA_CLASSES
 from gateway.policy.models import Policy
 from gateway.routing.conditions import data_class_rank
-from gateway.routing.sensitive import SensitiveDataDetector, iter_request_texts
+from gateway.routing.sensitive import SensitiveDataDetector
 from gateway.routing.tokens import estimate_request_tokens
 
 _IMAGE_PARTS = frozenset(("image_url", "input_image", "image"))
@@ -96,7 +96,7 @@ class FactsBuilder:
                 data_class = declared  # a header may raise the class, never lower the team's default
         detected: tuple[str, ...] = ()
         if self._detector is not None:
-            detected = self._detector.scan(iter_request_texts(body))
+            detected = self._detector.scan_body(body)
             if detected and data_class_rank(self._raise_to) > data_class_rank(data_class):
                 data_class = self._raise_to
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
