@@ -36,7 +36,7 @@ log = logging.getLogger("gateway")
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> ASGIApp:
     """The ASGI application: the proxy fast path in front of the FastAPI app (``.app``)."""
     api = create_api(settings, registry)
-    return ProxyFastPath(api, api.state.proxy, settings.max_body_bytes)
+    return ProxyFastPath(api, api.state.proxy, settings.max_body_bytes, settings.body_timeout)
 
 
 def create_api(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:

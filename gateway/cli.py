@@ -128,11 +128,15 @@ def _serve(args: argparse.Namespace) -> int:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     import uvicorn
 
+    from gateway.server_protocol import SlowClientGuardProtocol, raise_file_limit
+
+    raise_file_limit()
+
     print(f"gateway: serving policy {loaded.policy.name!r} ({settings.policy}, version {loaded.version}) on "
           f"http://{settings.host}:{settings.port}/v1", file=sys.stderr)
     uvicorn.run(
         "gateway.server:app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, loop="uvloop", http="httptools", access_log=False,
+        workers=settings.workers, loop="uvloop", http=SlowClientGuardProtocol, access_log=False,
         log_level=settings.log_level, timeout_graceful_shutdown=int(settings.shutdown_grace), lifespan="on",
         proxy_headers=False, server_header=False,
     )

@@ -46,6 +46,12 @@ class Settings:
     policy_reload_interval: float = 2.0
     redis_timeout: float = 0.25
     shutdown_grace: float = 30.0
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request head (slow-client protection, see ``server_protocol``)."""
+    body_timeout: float = 60.0
+    """Seconds a client has to send a request body (408 after)."""
+    max_connections: int = 10_000
+    """Connections per worker process; beyond it the oldest connection still sending its head is closed."""
     metrics_dir: str | None = None
 
     @classmethod
@@ -70,6 +76,10 @@ class Settings:
             raise SettingsError(f"GATEWAY_PORT must be 1-65535, got {self.port}")
         if self.workers < 1:
             raise SettingsError(f"GATEWAY_WORKERS must be at least 1, got {self.workers}")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise SettingsError("GATEWAY_HEADER_TIMEOUT and GATEWAY_BODY_TIMEOUT must be positive")
+        if self.max_connections < 16:
+            raise SettingsError("GATEWAY_MAX_CONNECTIONS must be at least 16")
         if self.max_body_bytes < 1024:
             raise SettingsError("GATEWAY_MAX_BODY_BYTES must be at least 1024")
         if self.docs not in ("open", "admin", "off"):

@@ -34,7 +34,7 @@ CORNERS = {
     "fastapi": ("api/", "app.py"),
     "starlette": ("api/", "pipeline/", "app.py", "server.py"),
     "aiohttp": ("providers/openai_compat.py", "providers/litellm_errors.py", "simulator/server.py"),
-    "uvicorn": ("cli.py",),
+    "uvicorn": ("cli.py", "server_protocol.py"),
 }
 
 

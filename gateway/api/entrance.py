@@ -33,10 +33,11 @@ ROUTES = {
 
 
 class ProxyFastPath:
-    def __init__(self, app: ASGIApp, service: ProxyService, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, service: ProxyService, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.service = service
         self.limit = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -52,7 +53,7 @@ class ProxyFastPath:
         started = time.perf_counter()
         headers = header_map(scope["headers"])
         try:
-            raw = await read_body(receive, headers, self.limit)
+            raw = await read_body(receive, headers, self.limit, self.body_timeout)
             response: Response = await cancel_on_disconnect(receive, self.service.handle(endpoint, raw, headers, started))
         except GatewayError as exc:
             response = error_response(exc)

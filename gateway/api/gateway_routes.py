@@ -25,7 +25,8 @@ async def explain(request: Request) -> dict[str, object]:
     """The Decision the gateway would take for this chat completion body, with the request facts."""
     service: ProxyService = request.app.state.proxy
     headers = header_map(request.scope["headers"])
-    raw = await read_body(request.receive, headers, request.app.state.settings.max_body_bytes)
+    settings = request.app.state.settings
+    raw = await read_body(request.receive, headers, settings.max_body_bytes, settings.body_timeout)
     call = Call(Endpoint.CHAT, request_id_from(headers), time.perf_counter())
     await service.route(Endpoint.CHAT, raw, headers, call)
     assert call.decision is not None and call.facts is not None
