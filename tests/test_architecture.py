@@ -1,4 +1,4 @@
-"""The import direction of DESIGN.md, and each third-party library in its one corner, as a test."""
+"""The import direction of docs/architecture.md, and each third-party library in its one corner, as a test."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from gateway.core.errors import ModelNotFound, PermissionDenied
 from gateway.core.types import CacheDirective, Decision, Dropped, RequestFacts, Target
 from gateway.policy.conditions import Requirement
 from gateway.policy.models import CacheSettings, Deployment, Objective, Policy
+from gateway.policy.prices import request_cost
 from gateway.routing.conditions import matches, unmet_requirement
 from gateway.routing.stats import DeploymentStats
 
@@ -82,7 +83,7 @@ def decide(
     for name in route.deployments:
         dep = policy.deployments[name]
         out = expected_out if dep.max_output_tokens is None else min(expected_out, dep.max_output_tokens)
-        cost = expected_cost(dep, facts.prompt_tokens, out)
+        cost = request_cost(dep, facts.prompt_tokens, out)
         latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), out)
         reason = _technical_fit(dep, facts)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
@@ -151,11 +152,6 @@ def _technical_fit(dep: Deployment, facts: RequestFacts) -> tuple[str, str] | No
     if needed > dep.context_window:
         return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
     return None
-
-
-def expected_cost(dep: Deployment, prompt_tokens: int, output_tokens: int) -> float:
-    price_in, price_out = dep.price.per_mtok()
-    return (prompt_tokens * price_in + output_tokens * price_out) / 1_000_000
 
 
 def expected_latency_ms(dep: Deployment, stats: DeploymentStats, output_tokens: int) -> float:
