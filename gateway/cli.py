@@ -13,9 +13,9 @@ from pathlib import Path
 from gateway.settings import Settings, SettingsError, default_policy_path
 
 EPILOG = """\
-Every `serve` flag can also be set by environment: GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
-GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED, GATEWAY_ADMIN_KEY,
-GATEWAY_MAX_BODY_BYTES, GATEWAY_ACCESS_LOG, GATEWAY_LOG_LEVEL, GATEWAY_POLICY_RELOAD.
+Every `serve` flag can also be set by environment (GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
+GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED), and more: `gateway settings`
+prints every GATEWAY_* variable.
 
 Quick start:  gateway serve            (embedded default policy, simulated upstreams, 127.0.0.1:8080)
               then point the OpenAI SDK at http://127.0.0.1:8080/v1 with any api_key.
@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=_policy_schema)
     reference = psub.add_parser("reference", help="print the policy reference (Markdown)")
     reference.set_defaults(func=_policy_reference)
+
+    settings = sub.add_parser("settings", help="print the settings reference (every GATEWAY_* variable, Markdown)")
+    settings.set_defaults(func=_settings_reference)
 
     keys = sub.add_parser("keys", help="API key helpers")
     ksub = keys.add_subparsers(title="key commands", metavar="ACTION")
@@ -235,6 +238,13 @@ def _policy_reference(args: argparse.Namespace) -> int:
     from gateway.policy.reference import render
 
     sys.stdout.write(render())
+    return 0
+
+
+def _settings_reference(args: argparse.Namespace) -> int:
+    from gateway.settings import reference
+
+    sys.stdout.write(reference())
     return 0
 
 
