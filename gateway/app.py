@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp
 from gateway.api import docs_routes, gateway_routes, model_routes, ops_routes
 from gateway.api.entrance import ProxyFastPath
 from gateway.api.errors import install_error_handlers
+from gateway.api.openapi import build_openapi
 from gateway.metrics.exposition import worker_exiting
 from gateway.metrics.recorder import MetricsRecorder
 from gateway.metrics.registry import GatewayMetrics
@@ -37,6 +39,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """The ASGI application: the proxy fast path in front of the FastAPI app (``.app``)."""
     api = create_api(settings, registry)
     return ProxyFastPath(api, api.state.proxy, settings.max_body_bytes, settings.body_timeout)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        app.openapi_schema = build_openapi(app)
+    return app.openapi_schema
 
 
 def create_api(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -96,6 +104,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         docs_url=None, redoc_url=None, openapi_url=None,  # served by api/docs_routes.py, guarded as settings say
         redirect_slashes=False,  # a 307 built from the Host header is an open redirect, and SDKs never need it
     )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.runtime = runtime
