@@ -35,8 +35,10 @@ def chat_to_message(
     reasoning = reasoning_text(message)
     if reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    if isinstance(message.get("content"), str) and message["content"]:
-        content.append({"type": "text", "text": message["content"]})
+    for name in ("content", "refusal"):  # a refusal is the text the client shows, its stop reason says why
+        if isinstance(message.get(name), str) and message[name]:
+            content.append({"type": "text", "text": message[name]})
+            break
     calls = message.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
         if not isinstance(call, dict):

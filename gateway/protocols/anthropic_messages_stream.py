@@ -116,9 +116,8 @@ class MessagesStream:
             return b"".join(out) + self.fail(exc)
         self._close_block(out)
         reason, sequence = stop_reason(self._finish, self.stop_sequences)
-        usage = usage_from_chat(self._usage)
-        if self._usage is None:
-            del usage["input_tokens"]  # unknown: keep message_start's estimate
+        # Without the upstream's count, message_start's input estimate stands (the SDK keeps it).
+        usage = usage_from_chat(self._usage) if self._usage is not None else {"output_tokens": 0}
         out.append(named_event("message_delta", {"type": "message_delta",
                                                  "delta": {"stop_reason": reason, "stop_sequence": sequence},
                                                  "usage": usage}))
@@ -152,8 +151,9 @@ class MessagesStream:
                 if isinstance(delta.get(name), str) and delta[name]:
                     self._text_delta("thinking", delta[name], out)
                     break
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                self._text_delta("text", delta["content"], out)
+            for name in ("content", "refusal"):
+                if isinstance(delta.get(name), str) and delta[name]:
+                    self._text_delta("text", delta[name], out)
             for call in delta.get("tool_calls") or ():
                 if isinstance(call, dict):
                     self._tool_delta(call, out)

@@ -96,9 +96,11 @@ def responses_to_chat(body: dict[str, Any], target: ChatTarget = ANY_CHAT_TARGET
     _tools(body, out)
     _format_and_reasoning(body, target, out)
     out.clamp_max_tokens("max_output_tokens", body.get("max_output_tokens"), target)
-    for name in ("temperature", "top_p", "parallel_tool_calls"):
+    for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out.body[name] = body[name]
+    if body.get("parallel_tool_calls") is not None and "tools" in out.body:  # chat refuses it without tools
+        out.body["parallel_tool_calls"] = body["parallel_tool_calls"]
     if isinstance(body.get("top_logprobs"), int):
         out.body["logprobs"], out.body["top_logprobs"] = True, body["top_logprobs"]
     user = body.get("safety_identifier") or body.get("user")

@@ -7,7 +7,7 @@ the client, possibly empty. Every event carries its ``sequence_number``; the seq
     per output item: response.output_item.added,
         reasoning: response.content_part.added, response.reasoning_text.delta*, response.reasoning_text.done,
                    response.content_part.done
-        message:   response.content_part.added, response.output_text.delta*, response.output_text.done,
+        message:   response.content_part.added, response.output_text.delta* (or refusal.delta*), .done,
                    response.content_part.done
         function:  response.function_call_arguments.delta*, response.function_call_arguments.done
         custom:    response.custom_tool_call_input.delta, response.custom_tool_call_input.done
@@ -42,11 +42,15 @@ from gateway.protocols.openai_responses_tools import ToolOrigin
 from gateway.protocols.sse_writer import named_event
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_DELTA = {"reasoning": "response.reasoning_text.delta", "message": "response.output_text.delta",
+          "refusal": "response.refusal.delta"}
+_DONE = {"reasoning": ("response.reasoning_text.done", "text"), "message": ("response.output_text.done", "text"),
+         "refusal": ("response.refusal.done", "refusal")}
 
 
 @dataclass(slots=True)
 class _Item:
-    kind: str  # "reasoning", "message", "call"
+    kind: str  # "reasoning", "message", "refusal", "call"
     output_index: int
     item_id: str
     text: str = ""
@@ -163,9 +167,9 @@ class ResponsesStream:
                 if isinstance(delta.get(name), str) and delta[name]:
                     self._text("reasoning", delta[name], out)
                     break
-            for name in ("content", "refusal"):
+            for name, kind in (("content", "message"), ("refusal", "refusal")):
                 if isinstance(delta.get(name), str) and delta[name]:
-                    self._text("message", delta[name], out)
+                    self._text(kind, delta[name], out)
             for call in delta.get("tool_calls") or ():
                 if isinstance(call, dict):
                     self._tool(call, out)
@@ -176,12 +180,11 @@ class ResponsesStream:
         item = self._open
         if item is None or item.kind != kind:
             item = self._open_item(kind, "rs" if kind == "reasoning" else "msg", out)
-            part = {"type": "reasoning_text", "text": ""} if kind == "reasoning" else text_part("")
-            out.append(self._event("response.content_part.added", {**self._where(item), "content_index": 0, "part": part}))
+            out.append(self._event("response.content_part.added", {**self._where(item), "content_index": 0,
+                                                                   "part": _part(kind, "")}))
         item.text += text
-        name = "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
-        extra: dict[str, Any] = {} if kind == "reasoning" else {"logprobs": []}
-        out.append(self._event(name, {**self._where(item), "content_index": 0, "delta": text, **extra}))
+        extra: dict[str, Any] = {"logprobs": []} if kind == "message" else {}
+        out.append(self._event(_DELTA[kind], {**self._where(item), "content_index": 0, "delta": text, **extra}))
 
     def _tool(self, delta: dict[str, Any], out: list[bytes]) -> None:
         index = delta.get("index", 0)
@@ -233,14 +236,12 @@ class ResponsesStream:
         if item is None:
             return
         where = self._where(item)
-        if item.kind == "reasoning":
-            out.append(self._event("response.reasoning_text.done", {**where, "content_index": 0, "text": item.text}))
+        if item.kind in _DONE:
+            name, field = _DONE[item.kind]
+            extra: dict[str, Any] = {"logprobs": []} if item.kind == "message" else {}
+            out.append(self._event(name, {**where, "content_index": 0, field: item.text, **extra}))
             out.append(self._event("response.content_part.done", {**where, "content_index": 0,
-                                                                 "part": {"type": "reasoning_text", "text": item.text}}))
-        elif item.kind == "message":
-            out.append(self._event("response.output_text.done", {**where, "content_index": 0, "text": item.text,
-                                                                "logprobs": []}))
-            out.append(self._event("response.content_part.done", {**where, "content_index": 0, "part": text_part(item.text)}))
+                                                                 "part": _part(item.kind, item.text)}))
         elif item.custom:
             text = custom_input(item.text)
             out.append(self._event("response.output_item.added", {"output_index": item.output_index,
@@ -260,8 +261,8 @@ class ResponsesStream:
             if empty:
                 built["content"] = []
             return built
-        if item.kind == "message":
-            built = message_item(item.item_id, item.text, status=status)
+        if item.kind in ("message", "refusal"):
+            built = message_item(item.item_id, item.text, refusal=item.kind == "refusal", status=status)
             if empty:
                 built["content"] = []
             return built
@@ -276,3 +277,9 @@ class ResponsesStream:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _part(kind: str, text: str) -> dict[str, Any]:
+    if kind == "reasoning":
+        return {"type": "reasoning_text", "text": text}
+    return text_part(text, refusal=kind == "refusal")
