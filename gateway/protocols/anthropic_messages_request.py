@@ -134,8 +134,6 @@ def _tool_result(block: dict[str, Any], out: Translation) -> tuple[str, list[dic
         texts.append(content)
     elif isinstance(content, list):
         for inner in content:
-            if not isinstance(inner, dict):
-                continue
             _note_cache_control(inner, out)
             for part in _content_part(inner):
                 if part["type"] == "text":
@@ -156,7 +154,9 @@ def _content_part(block: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "document":
         return _document(block)
     if kind == "search_result":
-        texts = [b["text"] for b in block.get("content") or () if isinstance(b, dict) and isinstance(b.get("text"), str)]
+        content = block.get("content")
+        texts = [b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)] \
+            if isinstance(content, list) else []
         title = block.get("title") or block.get("source") or ""
         return [{"type": "text", "text": "\n".join([str(title), *texts]).strip()}]
     raise _refused(f"a `{kind}` content block")
@@ -177,9 +177,9 @@ def _document(block: dict[str, Any]) -> list[dict[str, Any]]:
     if source["type"] == "text":
         return [{"type": "text", "text": prefix + str(source.get("data", ""))}]
     if source["type"] == "content":
-        inner = source.get("content")
-        blocks = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner or []
-        parts = [p for b in blocks if isinstance(b, dict) for p in _content_part(b)]
+        inner = source["content"]
+        blocks = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner
+        parts = [p for b in blocks for p in _content_part(b)]
         return ([{"type": "text", "text": prefix.strip()}] if prefix else []) + parts
     if source["type"] == "base64":
         media_type = source.get("media_type", "application/pdf")

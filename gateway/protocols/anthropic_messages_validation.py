@@ -82,6 +82,13 @@ def _block(block: Any, path: str) -> None:
         source = block.get("source")
         if not isinstance(source, dict) or not isinstance(source.get("type"), str):
             raise _error(f"{path}.source", "Field required")
+        for name in ("data", "media_type", "url"):
+            if name in source and not isinstance(source[name], str):
+                raise _error(f"{path}.source.{name}", "Input should be a valid string")
+        if source["type"] == "content":
+            _nested(source.get("content"), f"{path}.source.content")
+        if "title" in block and block["title"] is not None and not isinstance(block["title"], str):
+            raise _error(f"{path}.title", "Input should be a valid string")
     elif kind == "tool_use" or kind == "server_tool_use":
         _required_str(block, "id", path)
         _required_str(block, "name", path)
@@ -89,11 +96,21 @@ def _block(block: Any, path: str) -> None:
             raise _error(f"{path}.input", "Input should be a valid dictionary")
     elif kind == "tool_result":
         _required_str(block, "tool_use_id", path)
-        content = block.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise _error(f"{path}.content", "Input should be a valid string or a valid list")
+        _nested(block.get("content"), f"{path}.content", required=False)
     elif kind == "thinking":
         _required_str(block, "thinking", path)
+
+
+def _nested(content: Any, path: str, *, required: bool = True) -> None:
+    """Blocks inside a block (a tool result's or a document's content): a string or a list of blocks."""
+    if content is None and not required:
+        return
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _error(path, "Input should be a valid string or a valid list")
+    for j, block in enumerate(content):
+        _block(block, f"{path}.{j}")
 
 
 def _system(system: Any) -> None:
@@ -133,6 +150,8 @@ def _tools(tools: Any) -> None:
                 raise _error(f"tools.{i}.custom.input_schema", "Field required")
         elif not isinstance(tool.get("type"), str):
             raise _error(f"tools.{i}.type", "Input should be a valid string")
+        elif not isinstance(tool.get("name", ""), str):
+            raise _error(f"tools.{i}.name", "Input should be a valid string")
 
 
 def _tool_choice(choice: Any) -> None:

@@ -69,7 +69,7 @@ def _chat(body: dict[str, Any]) -> None:
         if role is None:
             raise InvalidRequest(f"Missing required parameter: '{param}.role'.", param=f"{param}.role",
                                  code="missing_required_parameter")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # a set lookup of a dict would raise TypeError
             raise InvalidRequest(f"Invalid value: '{role}'. Supported values are: {', '.join(sorted(_ROLES))}.",
                                  param=f"{param}.role", code="invalid_value")
         content = message.get("content")
@@ -94,12 +94,12 @@ def _chat(body: dict[str, Any]) -> None:
                 raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name",
                                      code="missing_required_parameter")
     choice = body.get("tool_choice")
-    if choice is not None and not (choice in _TOOL_CHOICES or isinstance(choice, dict)):
+    if choice is not None and not (isinstance(choice, dict) or (isinstance(choice, str) and choice in _TOOL_CHOICES)):
         raise InvalidRequest(f"Invalid value for 'tool_choice': {choice!r}. Expected none, auto, required or an object.",
                              param="tool_choice", code="invalid_value")
     fmt = body.get("response_format")
     if fmt is not None:
-        if not isinstance(fmt, dict) or fmt.get("type") not in _FORMATS:
+        if not isinstance(fmt, dict) or not isinstance(fmt.get("type"), str) or fmt["type"] not in _FORMATS:
             raise InvalidRequest("Invalid 'response_format': 'type' must be one of text, json_object, json_schema.",
                                  param="response_format.type", code="invalid_value")
         if fmt["type"] == "json_schema":

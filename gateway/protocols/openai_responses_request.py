@@ -34,57 +34,12 @@ _MAPPED = frozenset((
     "max_output_tokens", "temperature", "top_p", "stream", "user", "safety_identifier", "stream_options",
     "top_logprobs",
 ))
-_STATEFUL = ("previous_response_id", "conversation", "background", "prompt")
 _SYSTEM_ROLES = ("system", "developer")
 _CHAT_CHOICES = ("auto", "none", "required")
 
 
-def validate_responses(body: dict[str, Any]) -> None:
-    """What OpenAI itself rejects, in its wording; the rest is checked while translating."""
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model", code="invalid_type")
-    for name in _STATEFUL:
-        if body.get(name) not in (None, False):
-            raise InvalidRequest(f"'{name}' is not supported by this gateway: it keeps no responses or conversations. "
-                                 "Send the whole conversation in 'input' (with 'store': false).", param=name,
-                                 code="unsupported_parameter")
-    data = body.get("input")
-    if data is None:
-        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
-    if not isinstance(data, str | list):
-        raise InvalidRequest("Invalid type for 'input': expected a string or an array of input items.", param="input",
-                             code="invalid_type")
-    for i, item in enumerate(data if isinstance(data, list) else ()):
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"Invalid type for 'input[{i}]': expected an object.", param=f"input[{i}]",
-                                 code="invalid_type")
-    for name, kind in (("instructions", str), ("tools", list), ("parallel_tool_calls", bool), ("stream", bool),
-                       ("text", dict), ("reasoning", dict)):
-        if body.get(name) is not None and not isinstance(body[name], kind):
-            raise InvalidRequest(f"Invalid type for '{name}'.", param=name, code="invalid_type")
-    for i, tool in enumerate(body.get("tools") or ()):
-        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise InvalidRequest(f"Missing required parameter: 'tools[{i}].type'.", param=f"tools[{i}].type",
-                                 code="missing_required_parameter")
-        if tool["type"] in ("function", "custom", "namespace") and not isinstance(tool.get("name"), str):
-            raise InvalidRequest(f"Missing required parameter: 'tools[{i}].name'.", param=f"tools[{i}].name",
-                                 code="missing_required_parameter")
-    limit = body.get("max_output_tokens")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 16):
-        raise InvalidRequest(f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got "
-                             f"{limit!r} instead.", param="max_output_tokens", code="integer_below_min_value")
-    for name, high in (("temperature", 2), ("top_p", 1)):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= high):
-            raise InvalidRequest(f"Invalid '{name}': expected a number between 0 and {high}.", param=name,
-                                 code="invalid_value")
-
-
 def responses_to_chat(body: dict[str, Any], target: ChatTarget = ANY_CHAT_TARGET) -> Translation:
-    """Translate a validated Responses request (see ``validate_responses``)."""
+    """Translate a validated Responses request (see ``openai_responses_validation``)."""
     out = Translation({"model": body["model"]})
     system = [body["instructions"]] if body.get("instructions") else []
     data = body["input"]
@@ -123,7 +78,9 @@ def _messages(items: list[dict[str, Any]], system: list[str], out: Translation) 
             role = item.get("role")
             if role in _SYSTEM_ROLES:
                 system.append(_text(item.get("content"), f"input[{i}].content"))
-            elif role in ("user", "assistant"):
+            elif role == "assistant":  # text only, as one string: what every chat template takes
+                messages.append({"role": role, "content": _text(item.get("content"), f"input[{i}].content")})
+            elif role == "user":
                 messages.append({"role": role, "content": _content(item.get("content"), f"input[{i}].content")})
             else:
                 raise InvalidRequest(f"Invalid value: '{role}'. Supported values are: 'assistant', 'system', "
@@ -203,7 +160,7 @@ def _tools(body: dict[str, Any], out: Translation) -> None:
     tools = body.get("tools") or []
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
+        allowed = [t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)]
         tools = [t for t in tools if t.get("name") in allowed or t.get("type") not in ("function", "custom")]
         choice = choice.get("mode", "auto")
     functions = chat_tools(tools, out.dropped)

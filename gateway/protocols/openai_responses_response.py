@@ -78,7 +78,8 @@ def chat_to_response(completion: dict[str, Any], context: ResponsesContext) -> d
         function = as_dict(call.get("function"))
         output.append(call_item(context, len(output), str(call.get("id") or ""), str(function.get("name") or ""),
                                 str(function.get("arguments") or "")))
-    incomplete = _INCOMPLETE.get(choice.get("finish_reason") or "")
+    finish = choice.get("finish_reason")
+    incomplete = _INCOMPLETE.get(finish) if isinstance(finish, str) else None
     return context.envelope("incomplete" if incomplete else "completed", output, usage_from_chat(completion.get("usage")),
                             incomplete)
 

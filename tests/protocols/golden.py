@@ -22,9 +22,10 @@ from gateway.protocols.anthropic_messages_request import messages_to_chat
 from gateway.protocols.anthropic_messages_response import chat_to_message
 from gateway.protocols.anthropic_messages_stream import MessagesStream
 from gateway.protocols.anthropic_messages_validation import validate_messages
-from gateway.protocols.openai_responses_request import responses_to_chat, validate_responses
+from gateway.protocols.openai_responses_request import responses_to_chat
 from gateway.protocols.openai_responses_response import ResponsesContext, chat_to_response
 from gateway.protocols.openai_responses_stream import ResponsesStream
+from gateway.protocols.openai_responses_validation import validate_responses
 from gateway.protocols.translation import ChatTarget
 
 HERE = Path(__file__).parent
