@@ -129,7 +129,7 @@ def usage_from_chat(usage: Any) -> dict[str, Any] | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-    cached = _int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens"))
+    cached = min(prompt, _int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens")))
     reasoning = _int(as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
     return _usage(prompt, completion, cached, reasoning)
 
