@@ -26,7 +26,7 @@ from gateway.core.sse import SSEEvent
 from gateway.core.types import Usage
 from gateway.protocols.anthropic_errors import anthropic_error_event
 from gateway.protocols.anthropic_messages_response import stop_reason, usage_from_chat
-from gateway.protocols.chat_chunks import DONE, ChunkFeed, as_dict, chunk_of
+from gateway.protocols.chat_chunks import DONE, ChunkFeed, as_dict, as_list, chunk_of
 from gateway.protocols.sse_writer import named_event
 
 _PING = named_event("ping", {"type": "ping"})
@@ -87,7 +87,7 @@ class MessagesStream:
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
         try:
-            for choice in chunk.get("choices") or ():
+            for choice in as_list(chunk.get("choices")):
                 if isinstance(choice, dict) and choice.get("index", 0) == 0:
                     self._choice(choice, out)
         except GatewayError as exc:
@@ -154,7 +154,7 @@ class MessagesStream:
             for name in ("content", "refusal"):
                 if isinstance(delta.get(name), str) and delta[name]:
                     self._text_delta("text", delta[name], out)
-            for call in delta.get("tool_calls") or ():
+            for call in as_list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     self._tool_delta(call, out)
         if choice.get("finish_reason"):

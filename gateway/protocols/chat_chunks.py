@@ -24,6 +24,10 @@ def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def chunk_of(event: SSEEvent) -> dict[str, Any] | object | None:
     """The chunk an event carries, ``DONE``, or ``None`` for comments and keep-alives."""
     data = event.data

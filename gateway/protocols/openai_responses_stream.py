@@ -28,7 +28,7 @@ from typing import Any
 from gateway.core.errors import GatewayError, UpstreamProtocolError
 from gateway.core.sse import SSEEvent
 from gateway.core.types import Usage
-from gateway.protocols.chat_chunks import DONE, ChunkFeed, as_dict, chunk_of
+from gateway.protocols.chat_chunks import DONE, ChunkFeed, as_dict, as_list, chunk_of
 from gateway.protocols.openai_responses_response import (
     ResponsesContext,
     call_item,
@@ -102,7 +102,7 @@ class ResponsesStream:
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
         try:
-            for choice in chunk.get("choices") or ():
+            for choice in as_list(chunk.get("choices")):
                 if isinstance(choice, dict) and choice.get("index", 0) == 0:
                     self._choice(choice, out)
         except GatewayError as exc:
@@ -170,7 +170,7 @@ class ResponsesStream:
             for name, kind in (("content", "message"), ("refusal", "refusal")):
                 if isinstance(delta.get(name), str) and delta[name]:
                     self._text(kind, delta[name], out)
-            for call in delta.get("tool_calls") or ():
+            for call in as_list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     self._tool(call, out)
         if choice.get("finish_reason"):
