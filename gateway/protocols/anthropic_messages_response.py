@@ -2,8 +2,9 @@
 
 Reasoning text (``reasoning_content``, or ``reasoning`` as newer vLLM names it) becomes a ``thinking``
 block first, then the text, then one ``tool_use`` block per tool call. Finish reasons map to stop
-reasons; a ``stop`` that ended on one of the client's stop sequences (vLLM and SGLang name the one in
-``choices[].stop_reason``) is reported as ``stop_sequence``. Usage follows Anthropic's accounting:
+reasons (a chat ``refusal`` is text with ``stop_reason: refusal``); a ``stop`` that ended on one of
+the client's stop sequences (vLLM and SGLang name the one in ``choices[].stop_reason``) is reported
+as ``stop_sequence``. Usage follows Anthropic's accounting:
 ``input_tokens`` excludes tokens read from the prompt cache, which are ``cache_read_input_tokens``.
 """
 
@@ -46,7 +47,7 @@ def chat_to_message(
         function = as_dict(call.get("function"))
         content.append({"type": "tool_use", "id": str(call.get("id") or ""), "name": str(function.get("name") or ""),
                         "input": tool_input(function.get("arguments"))})
-    reason, sequence = stop_reason(choice, stop_sequences)
+    reason, sequence = stop_reason(choice, stop_sequences, refused=isinstance(message.get("refusal"), str) and bool(message["refusal"]))
     return {
         "id": message_id or f"msg_{completion.get('id') or 'gateway'}",
         "type": "message",
@@ -59,9 +60,12 @@ def chat_to_message(
     }
 
 
-def stop_reason(choice: dict[str, Any], stop_sequences: Sequence[str]) -> tuple[str, str | None]:
-    """Anthropic's ``stop_reason`` and ``stop_sequence`` for a chat choice's finish."""
+def stop_reason(choice: dict[str, Any], stop_sequences: Sequence[str], *, refused: bool = False) -> tuple[str, str | None]:
+    """Anthropic's ``stop_reason`` and ``stop_sequence`` for a chat choice's finish (``refused``: the
+    model answered with a chat ``refusal``, which OpenAI ends with an ordinary ``stop``)."""
     finish = choice.get("finish_reason")
+    if refused:
+        return "refusal", None
     matched = choice.get("stop_reason")
     if finish == "stop" and isinstance(matched, str) and matched in stop_sequences:
         return "stop_sequence", matched

@@ -54,6 +54,7 @@ class MessagesStream:
         self._blocks = 0
         self._tools: dict[int, _ToolCall] = {}
         self._finish: dict[str, Any] | None = None
+        self._refused = False
         self._usage: dict[str, Any] | None = None
         self._feed: ChunkFeed | None = None
 
@@ -115,7 +116,7 @@ class MessagesStream:
         except GatewayError as exc:
             return b"".join(out) + self.fail(exc)
         self._close_block(out)
-        reason, sequence = stop_reason(self._finish, self.stop_sequences)
+        reason, sequence = stop_reason(self._finish, self.stop_sequences, refused=self._refused)
         # Without the upstream's count, message_start's input estimate stands (the SDK keeps it).
         usage = usage_from_chat(self._usage) if self._usage is not None else {"output_tokens": 0}
         out.append(named_event("message_delta", {"type": "message_delta",
@@ -154,6 +155,7 @@ class MessagesStream:
             for name in ("content", "refusal"):
                 if isinstance(delta.get(name), str) and delta[name]:
                     self._text_delta("text", delta[name], out)
+                    self._refused = self._refused or name == "refusal"
             for call in as_list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     self._tool_delta(call, out)
