@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -100,6 +101,7 @@ def litellm_parts() -> dict[str, Any]:
     )
     from litellm.types.utils import ModelResponse, ModelResponseStream
 
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)  # it warns on every hosted tool it drops
     return {"adapter": LiteLLMAnthropicMessagesAdapter(), "wrapper": AnthropicStreamWrapper,
             "responses": LiteLLMCompletionResponsesConfig, "ModelResponse": ModelResponse,
             "ModelResponseStream": ModelResponseStream}
