@@ -8,8 +8,14 @@ meaning. What it dropped and clamped is reported, never silent: the pipeline put
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+_MAX_NAME = 64
+_MAX_DROPPED = 24
+_MORE = "more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +45,15 @@ class Translation:
     """Limits lowered to the target's, as ``name:asked>given``."""
 
     def drop(self, name: str) -> None:
-        if name not in self.dropped:
+        """Note a dropped field. Names may come from the client (unknown keys), and the note goes into a
+        response header: only header-safe characters are kept, and the list is bounded."""
+        name = _UNSAFE.sub("_", name[:_MAX_NAME])
+        if name in self.dropped:
+            return
+        if len(self.dropped) < _MAX_DROPPED:
             self.dropped.append(name)
+        elif self.dropped[-1] != _MORE:
+            self.dropped.append(_MORE)
 
     def note(self) -> str:
         """One line for a response header and the access log; empty when nothing was lost."""

@@ -137,3 +137,16 @@ def test_note_lists_what_was_dropped_and_clamped_once() -> None:
         out.drop(name)
     out.clamp_max_tokens("max_tokens", 9, ChatTarget(max_output_tokens=4))
     assert out.note() == "dropped=cache_control,thinking; clamped=max_tokens:9>4"
+
+
+def test_dropped_names_are_header_safe_and_bounded() -> None:
+    """Unknown field names come from the client and end up in a response header: no CR/LF, no quotes,
+    no unbounded length or count."""
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            "evil\r\nSet-Cookie: a=b": 1, "ünïcode\"quote": 2, "x" * 5000: 3, **{f"f{i}": i for i in range(100)}}
+    validate_messages(body)
+    out = messages_to_chat(body)
+    note = out.note()
+    assert "\r" not in note and "\n" not in note and '"' not in note and note.isascii()
+    assert out.dropped[:2] == ["evil__Set-Cookie:_a_b", "_n_code_quote"] and out.dropped[2] == "x" * 64
+    assert len(out.dropped) == 25 and out.dropped[-1] == "more" and len(note) < 1024

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.core.errors import UpstreamTimeout
 from gateway.core.sse import iter_events
 from gateway.protocols.anthropic_messages_response import chat_to_message
 from gateway.protocols.anthropic_messages_stream import MessagesStream
@@ -149,8 +150,6 @@ _CHUNK = st.one_of(_JSON, st.fixed_dictionaries({}, optional={
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_CHUNK, max_size=8), st.sampled_from(["close", "fail", "done"]))
 def test_any_upstream_stream_ends_with_exactly_one_terminal_event(chunks: list[Any], end: str) -> None:
-    from gateway.core.errors import UpstreamTimeout
-
     context = ResponsesContext.for_request({"model": "m", "input": "x"}, response_id="resp_1", created_at=1)
     for translator, terminal in ((MessagesStream(model="m", message_id="msg_1"), {"message_stop", "error"}),
                                  (ResponsesStream(context), {"response.completed", "response.incomplete", "response.failed"})):
