@@ -24,9 +24,10 @@ def _model_entries(request: Request) -> dict[str, dict[str, object]]:
     allowed = team.models if team is not None and team.models is not None else None
     created = int(snapshot.loaded_at)
     return {
-        name: {"id": name, "object": "model", "created": created, "owned_by": route.owned_by}
+        shown: {"id": shown, "object": "model", "created": created, "owned_by": route.owned_by}
         for name, route in policy.models.items()
         if allowed is None or name in allowed
+        for shown in (name, *policy.exact_aliases(name))
     }
 
 
@@ -37,7 +38,10 @@ async def list_models(request: Request) -> dict[str, object]:
 
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(model_id: str, request: Request) -> dict[str, object]:
-    entry = _model_entries(request).get(model_id)
+    entries = _model_entries(request)
+    # A name matched by an alias pattern (a dated variant) is served, so it exists for the client too.
+    name = request.app.state.proxy.runtime.snapshot.policy.resolve_model(model_id)
+    entry = entries.get(model_id) or (entries.get(name) if name is not None else None)
     if entry is None:
         raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.", param="model")
-    return entry
+    return {**entry, "id": model_id}

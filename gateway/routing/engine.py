@@ -3,8 +3,8 @@
 No I/O, no clock, no randomness: the same inputs give the same Decision, which is what makes the
 golden cases of ``gateway policy test`` and the explain endpoint trustworthy. Steps:
 
-1. The model name the client asked for selects its candidate deployments (unknown → 404; a team may
-   be limited to some model names → 403).
+1. The model name the client asked for selects its candidate deployments, directly or through an
+   alias or glob pattern of a model (unknown → 404; a team may be limited to some model names → 403).
 2. Rules are evaluated in order. Requirements of every matching rule add up; for each other effect
    the first matching rule that sets it wins; ``deny`` ends routing.
 3. Each candidate is kept or dropped with a reason: endpoint_unsupported, capability_missing,
@@ -19,7 +19,7 @@ golden cases of ``gateway policy test`` and the explain endpoint trustworthy. St
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.core.errors import ModelNotFound, PermissionDenied
 from gateway.core.types import CacheDirective, Decision, Dropped, RequestFacts, Target
@@ -62,9 +62,12 @@ def decide(
     decision_id: str = "",
     policy_version: str = "",
 ) -> Decision:
-    route = policy.models.get(facts.model)
-    if route is None:
+    name = policy.resolve_model(facts.model)
+    if name is None:
         raise ModelNotFound(f"The model `{facts.model}` does not exist or you do not have access to it.", param="model")
+    if name != facts.model:  # an alias: rules, team lists and the Decision speak of the model's own name
+        facts = replace(facts, model=name)
+    route = policy.models[name]
     team = policy.teams.get(facts.team)
     if team is not None and team.models is not None and facts.model not in team.models:
         raise PermissionDenied(f"Team `{facts.team}` may not use the model `{facts.model}`.", param="model")
