@@ -63,7 +63,7 @@ class Accounting:
         identity = call.identity
         team = identity.team if identity else "default"
         o = Outcome(
-            endpoint=call.endpoint.value, model=call.facts.model if call.facts else "", team=team,
+            endpoint=call.endpoint.value, model=_model_name(call), team=team,
             outcome=outcome, duration_s=duration, upstream_s=execution.upstream_seconds if execution else 0.0,
             ttft_s=ttft, deployment=dep, usage=usage, cost_usd=cost, reference_cost_usd=reference,
             rule=call.decision.rule if call.decision else "default", error=error, cache=call.cache_result,
@@ -111,3 +111,10 @@ def _log_entry(call: Call, o: Outcome, execution: Execution | None, served_by: s
     if o.error is not None:
         entry.update(error_type=o.error.kind, fault=o.error.fault)
     return entry
+
+
+def _model_name(call: Call) -> str:
+    """The policy's model name (an alias a client used resolves to it), else the name asked for."""
+    if call.decision is not None:
+        return call.decision.model
+    return call.facts.model if call.facts is not None else ""
