@@ -12,7 +12,9 @@ import pytest
 from gateway.core.hooks import ExecutorHooks
 from gateway.core.types import Endpoint, RequestFacts, Usage
 from gateway.pipeline.call import Call
-from gateway.pipeline.stream_relay import ESTIMATE_MARGIN, StreamRelay
+from gateway.pipeline.responses import sse_error
+from gateway.pipeline.stream_meters import ESTIMATE_MARGIN, ChatMeter
+from gateway.pipeline.stream_relay import StreamRelay
 from gateway.policy.loader import parse_policy
 from gateway.providers.base import UpstreamStream
 from gateway.routing.breaker import CircuitBreaker
@@ -77,7 +79,9 @@ def relay_for(upstream: Upstream, *, hidden_usage: bool = True, prompt_tokens: i
     lease = StreamLease(upstream.stream(), POLICY.deployments["d"], 0.0, gate=gate,
                         breaker=CircuitBreaker("d"), stats=stats or LiveStats(), hooks=ExecutorHooks())
     ended = Ended()
-    return StreamRelay(call, lease, hidden_usage=hidden_usage, capture=None, on_end=ended), ended
+    relay = StreamRelay(call, lease, ChatMeter(hidden_usage=hidden_usage), error_event=sse_error, capture=None,
+                        on_end=ended)
+    return relay, ended
 
 
 async def drain(relay: StreamRelay) -> bytes:

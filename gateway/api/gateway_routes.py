@@ -15,6 +15,7 @@ from gateway.api.headers import header_map
 from gateway.core.errors import InvalidRequest
 from gateway.core.types import Endpoint
 from gateway.pipeline.call import Call, request_id_from
+from gateway.pipeline.dialects import DIALECTS
 from gateway.pipeline.service import ProxyService
 
 router = APIRouter(prefix="/v1/gateway")
@@ -28,7 +29,7 @@ async def explain(request: Request) -> dict[str, object]:
     settings = request.app.state.settings
     raw = await read_body(request.receive, headers, settings.max_body_bytes, settings.body_timeout)
     call = Call(Endpoint.CHAT, request_id_from(headers), time.perf_counter())
-    await service.route(Endpoint.CHAT, raw, headers, call)
+    await service.route(DIALECTS["/v1/chat/completions"], raw, headers, call)
     assert call.decision is not None and call.facts is not None
     facts = dataclasses.asdict(call.facts)
     facts["features"] = sorted(facts["features"])

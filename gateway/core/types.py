@@ -12,9 +12,19 @@ from typing import Any
 
 
 class Endpoint(StrEnum):
+    """An API a client calls, and an API an upstream serves (the path after ``/v1``)."""
+
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"
+    """Anthropic Messages: served natively, or translated to chat completions."""
+    RESPONSES = "responses"
+    """OpenAI Responses: served natively, or translated to chat completions."""
+
+    @property
+    def translates_to_chat(self) -> bool:
+        return self in (Endpoint.MESSAGES, Endpoint.RESPONSES)
 
     @property
     def path(self) -> str:
@@ -25,6 +35,8 @@ _PATHS = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
+    Endpoint.MESSAGES: "/messages",
+    Endpoint.RESPONSES: "/responses",
 }
 
 

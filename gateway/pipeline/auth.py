@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.core.errors import AuthenticationFailed
@@ -38,6 +39,16 @@ def require_keys_off_loopback(policy: Policy, path: str, *, host: str, loopback:
         f"keys: the policy defines no API keys, which would let anyone who can reach {host} use the gateway; "
         "define `keys`, bind a loopback address, or set GATEWAY_ALLOW_UNAUTHENTICATED=true to accept that risk",
     )])
+
+
+def credentials(headers: Mapping[str, str]) -> str | None:
+    """The caller's key as an ``Authorization`` value: the header itself, else an ``x-api-key`` (how
+    Anthropic's SDKs and the coding agents built on them send it) read as a bearer key."""
+    authorization = headers.get("authorization")
+    if authorization:
+        return authorization
+    api_key = headers.get("x-api-key")
+    return f"Bearer {api_key}" if api_key else None
 
 
 def bearer_token(authorization: str | None) -> str | None:

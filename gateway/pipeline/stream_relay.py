@@ -1,21 +1,16 @@
-"""Relay an upstream stream to the client, metering what passes.
+"""Relay an upstream stream to the client, metering what passes and translating where needed.
 
-Events pass through untouched, one write per upstream read. Each data event is parsed once, here:
-its usage is noted, the text it carries is kept for counting (content, reasoning, tool-call
-arguments, legacy ``text``) and a ``finish_reason`` is noted; the usage-only event the gateway asked
-for on the client's behalf is dropped. A failure after the first byte ends the stream with an SSE
-error event.
+Each upstream read is cut into events once (the one SSE decoder) and each event is read once by the
+meter of the API the upstream was called on (``stream_meters``): usage, generated text, finish. Then
+either the events pass through untouched, one write per upstream read (less the usage-only event the
+gateway asked for on the client's behalf), or — when the client speaks another protocol than the
+upstream (Anthropic Messages or OpenAI Responses over chat completions) — a renderer from
+``gateway.protocols`` turns them into the client's events. A failure after the first byte ends the
+stream with an error event in the client's protocol.
 
-What a stream costs is what the upstream generated, whatever the client does:
-
-- the usage the upstream reported, when it did;
-- otherwise (the client left before the usage event, or the upstream never sends one) the gateway's
-  own count: the prompt estimate and the text relayed, each rounded up by ``ESTIMATE_MARGIN`` and
-  marked ``estimated``. Token estimates run within ~10% of a real tokenizer in aggregate; the margin
-  keeps a client that leaves early from ever paying less than one that stays;
-- a client that leaves after the answer's ``finish_reason`` does not cut the upstream: everything is
-  generated, so the relay reads on to the usage event (bounded by the deployment's idle timeout) and
-  the request is charged exactly.
+What a stream costs is what the upstream generated, whatever the client does: the usage the upstream
+reported, else the meter's rounded-up count (see ``stream_meters.ESTIMATE_MARGIN``); a client that
+leaves after generation finished does not cut the upstream — the relay reads on to the usage.
 
 The response calls ``close`` exactly once when it ends for any reason; ``close`` releases the lease
 (connection, slot, probe, in-flight count) and hands the outcome to the pipeline's accounting.
@@ -23,50 +18,51 @@ The response calls ``close`` exactly once when it ends for any reason; ``close``
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from typing import Any
-
-import orjson
+from typing import Any, Protocol
 
 from gateway.core.errors import GatewayError, UpstreamProtocolError
 from gateway.core.sse import SSEDecodeError, SSEDecoder
 from gateway.core.types import Usage
 from gateway.pipeline.call import Call
-from gateway.pipeline.responses import sse_error
+from gateway.pipeline.stream_meters import Meter
 from gateway.routing.lease import StreamLease
-from gateway.routing.tokens import estimate_text_tokens
 from gateway.state import StreamCapture
 
-ESTIMATE_MARGIN = 1.2
-_TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
-
 EndHook = Callable[["StreamRelay", str, Usage], None]
+
+
+class Renderer(Protocol):
+    """A stream translator of ``gateway.protocols`` (upstream chat chunks in, client events out)."""
+
+    def feed(self, chunk: dict[str, Any]) -> bytes: ...
+    def feed_bytes(self, data: bytes) -> bytes: ...
+    def close(self) -> bytes: ...
+    def fail(self, error: GatewayError) -> bytes: ...
 
 
 class StreamRelay:
     """An async iterator of the bytes to send, plus ``close``; see the module docstring."""
 
-    __slots__ = ("call", "lease", "capture", "usage", "error", "ok", "ttft", "finished", "_hidden_usage",
-                 "_on_end", "_decoder", "_upstream", "_pieces", "_text_events", "_done", "_closed")
+    __slots__ = ("call", "lease", "meter", "renderer", "capture", "error", "ok", "ttft", "_error_event",
+                 "_on_end", "_decoder", "_upstream", "_done", "_closed")
 
-    def __init__(self, call: Call, lease: StreamLease, *, hidden_usage: bool, capture: StreamCapture | None,
+    def __init__(self, call: Call, lease: StreamLease, meter: Meter, *, renderer: Renderer | None = None,
+                 error_event: Callable[[GatewayError], bytes], capture: StreamCapture | None,
                  on_end: EndHook) -> None:
         self.call = call
         self.lease = lease
+        self.meter = meter
+        self.renderer = renderer
         self.capture = capture
-        self.usage: Usage | None = None
         self.error: GatewayError | None = None
         self.ok = False
         self.ttft: float | None = None
-        self.finished = False
-        self._hidden_usage = hidden_usage
+        self._error_event = error_event
         self._on_end = on_end
         self._decoder = SSEDecoder()
         self._upstream: Any = None
-        self._pieces: list[str] = []
-        self._text_events = 0
         self._done = False
         self._closed = False
 
@@ -74,93 +70,57 @@ class StreamRelay:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._upstream is None:
-            self._upstream = aiter(self.lease)
-            self.ttft = time.perf_counter() - self.call.started
-            first = self._meter(self.lease.first)
-            if first:
-                return first
         if self._done:
             raise StopAsyncIteration
         try:
+            if self._upstream is None:
+                self._upstream = aiter(self.lease)
+                self.ttft = time.perf_counter() - self.call.started
+                first = self._relayed(self.lease.first)
+                if first:
+                    return first
             while True:
-                item = self._meter(await anext(self._upstream))
-                if item:
-                    return item
-        except StopAsyncIteration:
-            self.ok = self._done = True
-            raise
+                try:
+                    item = await anext(self._upstream)
+                except StopAsyncIteration:
+                    self.ok = self._done = True
+                    tail = self.renderer.close() if self.renderer is not None else b""
+                    if tail:
+                        return tail
+                    raise
+                out = self._relayed(item)
+                if out:
+                    return out
         except GatewayError as exc:
             self.error, self._done = exc, True
-            return sse_error(exc)
+            return self.renderer.fail(exc) if self.renderer is not None else self._error_event(exc)
 
     @property
     def read_on_after_client_left(self) -> bool:
-        """Whether the upstream has finished generating (only the usage event and ``[DONE]`` are left)."""
-        return self.finished and not self._done
+        """Whether the upstream has finished generating (only usage and the end marker are left)."""
+        return self.meter.finished and not self._done
 
-    def _meter(self, item: bytes) -> bytes:
+    def _relayed(self, item: bytes) -> bytes:
+        """Meter ``item``; the bytes the client gets for it."""
         if self.capture is not None:
             self.capture.add(item)
         try:
             events = self._decoder.feed(item)
         except SSEDecodeError as exc:
             raise UpstreamProtocolError(f"deployment {self.lease.deployment.name!r} sent a malformed stream") from exc
-        hidden: list[bytes] = []
+        renderer = self.renderer
+        if renderer is not None:
+            out = []
+            for event in events:
+                payload, _ = self.meter.observe(event)
+                if payload is not None:
+                    out.append(renderer.feed(payload))
+            return b"".join(out)
         for event in events:
-            data = event.data
-            if data is None or data[:1] != b"{":
-                continue
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue  # the provider reports malformed events; nothing to count here
-            if not isinstance(payload, dict):
-                continue
-            if isinstance(payload.get("usage"), dict):
-                self.usage = Usage.from_openai(payload["usage"])
-                if self._hidden_usage and not payload.get("choices"):
-                    hidden.append(event.raw)
-                    continue
-            choices = payload.get("choices")
-            if isinstance(choices, list):
-                self._count(choices)
-        for raw in hidden:
-            item = item.replace(raw, b"", 1)
+            _, keep = self.meter.observe(event)
+            if not keep:
+                item = item.replace(event.raw, b"", 1)
         return item
-
-    def _count(self, choices: list[Any]) -> None:
-        before = len(self._pieces)
-        pieces = self._pieces
-        for choice in choices:
-            if not isinstance(choice, dict):
-                continue
-            if choice.get("finish_reason") is not None:
-                self.finished = True
-            if isinstance(choice.get("text"), str):
-                pieces.append(choice["text"])
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                continue
-            for name in _TEXT_FIELDS:
-                value = delta.get(name)
-                if isinstance(value, str) and value:
-                    pieces.append(value)
-            for tool_call in delta.get("tool_calls") or ():
-                function = tool_call.get("function") if isinstance(tool_call, dict) else None
-                if isinstance(function, dict):
-                    pieces += [v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str) and v]
-        if len(pieces) > before:
-            self._text_events += 1
-
-    def charged_usage(self) -> Usage:
-        """What the upstream generated: its own usage, or the gateway's rounded-up count."""
-        if self.usage is not None:
-            return self.usage
-        facts = self.call.facts
-        prompt = facts.prompt_tokens if facts is not None else 0
-        generated = max(self._text_events, estimate_text_tokens("".join(self._pieces)) if self._pieces else 0)
-        return Usage(math.ceil(prompt * ESTIMATE_MARGIN), math.ceil(generated * ESTIMATE_MARGIN), estimated=True)
 
     async def close(self) -> None:
         """Release the lease and account for the stream; only the first call does anything."""
@@ -168,14 +128,22 @@ class StreamRelay:
             return
         self._closed = True
         if self._upstream is None:  # the client left before the first byte was sent: it was generated anyway
-            self._meter(self.lease.first)
-        usage = self.charged_usage()
+            self._meter_only(self.lease.first)
+        facts = self.call.facts
+        usage = self.meter.charged(facts.prompt_tokens if facts is not None else 0)
         try:
             await self.lease.aclose(ok=self.ok, ttft_s=self.ttft or 0.0, output_tokens=usage.completion_tokens,
                                     error=self.error)
         finally:
             outcome = "ok" if self.ok else "error" if self.error is not None else "cancelled"
             self._on_end(self, outcome, usage)
+
+    def _meter_only(self, item: bytes) -> None:
+        try:
+            for event in self._decoder.feed(item):
+                self.meter.observe(event)
+        except SSEDecodeError:
+            pass
 
 
 class CachedStream:

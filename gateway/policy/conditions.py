@@ -83,8 +83,9 @@ class Condition(_Strict):
     team: StrOrList | None = Field(default=None, description="The caller's team is one of these.")
     key: StrOrList | None = Field(default=None, description="The caller's API key name is one of these.")
     model: StrOrList | None = Field(default=None, description="The model name the client asked for is one of these.")
-    endpoint: tuple[Literal["chat", "completions", "embeddings"], ...] | None = Field(
-        default=None, description="The API endpoint is one of these."
+    endpoint: tuple[Literal["chat", "completions", "embeddings", "messages", "responses"], ...] | None = Field(
+        default=None, description="The API the client called is one of these (`messages`: Anthropic Messages, "
+        "`responses`: OpenAI Responses)."
     )
     data_class: tuple[DataClass, ...] | None = Field(
         default=None, description="The request's data class (after sensitive-data detection) is one of these."

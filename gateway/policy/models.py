@@ -112,8 +112,10 @@ class Deployment(_Strict):
     capabilities: tuple[Literal[CAPABILITIES], ...] = Field(  # type: ignore[valid-type]
         default=(), description="What it can do: tools, vision, json_schema, json_mode, logprobs, reasoning, embeddings."
     )
-    endpoints: tuple[Literal["chat", "completions", "embeddings"], ...] = Field(
-        default=("chat", "completions"), description="API endpoints it serves."
+    endpoints: tuple[Literal["chat", "completions", "embeddings", "messages", "responses"], ...] = Field(
+        default=("chat", "completions"), description="APIs it serves natively. `messages` (Anthropic Messages) and "
+        "`responses` (OpenAI Responses) requests go through untouched to a deployment that lists them; any other "
+        "deployment serving `chat` gets them translated to chat completions and back."
     )
     max_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests allowed; beyond it requests spill to the next target.")
     queue_timeout_ms: float = Field(default=0, ge=0, description="When at max_concurrency, wait up to this long for a free slot before spilling.")

@@ -143,8 +143,9 @@ def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[s
 
 
 def _technical_fit(dep: Deployment, facts: RequestFacts) -> tuple[str, str] | None:
-    if facts.endpoint.value not in dep.endpoints:
-        return "endpoint_unsupported", f"does not serve {facts.endpoint.value}"
+    endpoint = facts.endpoint
+    if endpoint.value not in dep.endpoints and not (endpoint.translates_to_chat and "chat" in dep.endpoints):
+        return "endpoint_unsupported", f"does not serve {endpoint.value}"
     for feature in facts.features:
         needs = _FEATURE_NEEDS.get(feature)
         if needs and not any(c in dep.capabilities for c in needs):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +41,30 @@ class Attempted:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """What one target is sent: the API it is called on and the body, already in that API's shape."""
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    note: str = ""
+    """What a translation to the target's API dropped or clamped (for a header and the access log)."""
+
+
+RequestFor = Callable[[Deployment], UpstreamRequest]
+"""Builds the request for one target; may raise ``InvalidRequest`` when the target cannot take it."""
+
+
+def passthrough(endpoint: Endpoint, body: dict[str, Any]) -> RequestFor:
+    """Targets get the client's body on the client's API (model id and output cap set per target)."""
+    return lambda dep: UpstreamRequest(endpoint, body_for(dep, body, endpoint))
+
+
 @dataclass(slots=True)
 class Execution:
     deployment: Deployment
+    request: UpstreamRequest | None = None
+    """What the target that answered was sent."""
     reply: UpstreamReply | None = None
     stream: StreamLease | None = None
     """A stream owns its connection, slot, probe and in-flight count until ``stream.aclose``."""
@@ -72,8 +93,7 @@ class Executor:
         deployments: Mapping[str, Deployment],
         providers: Mapping[str, Provider],
         *,
-        endpoint: Endpoint,
-        body: dict[str, Any],
+        request_for: RequestFor,
         stream: bool,
         request_id: str,
         deadline: float,
@@ -86,6 +106,8 @@ class Executor:
             if previous is not None and last is not None:
                 self._hooks.fallback(previous, dep.name, last.kind)
             previous = dep.name
+            # Raises InvalidRequest when the request cannot be put in this target's shape (the caller's doing).
+            request = request_for(dep)
             breaker = self._breakers.get(dep.name)
             if breaker is not None and not breaker.allow():
                 last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)")
@@ -99,7 +121,7 @@ class Executor:
                 failures.append(Attempted(dep.name, "saturated"))
                 continue
             remaining = deadline - time.monotonic()
-            call = UpstreamCall(endpoint, body_for(dep, body, endpoint), stream, request_id, _timeouts(dep, remaining))
+            call = UpstreamCall(request.endpoint, request.body, stream, request_id, _timeouts(dep, remaining))
             try:
                 execution = await self._with_retries(dep, providers[dep.name], call, deadline, gate)
             except GatewayError as exc:
@@ -119,6 +141,7 @@ class Executor:
             if execution.stream is None and gate is not None:
                 gate.release()  # a stream's lease holds the slot until the stream ends
             execution.failures = failures
+            execution.request = request
             return execution
         if last is None:
             raise NoRouteAvailable("no deployment could be tried before the request's deadline")

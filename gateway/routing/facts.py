@@ -85,7 +85,13 @@ class FactsBuilder:
         team: str,
         key: str,
         now: float | None = None,
+        chat_body: dict[str, Any] | None = None,
     ) -> RequestFacts:
+        """Facts of a request. ``body`` is what the client sent (scanned whole, its metadata read);
+        ``chat_body`` is its translation to chat completions when the client spoke another protocol
+        (Anthropic Messages, OpenAI Responses): the token estimate, features and output size are read
+        from it, so every entrance is measured the same way."""
+        shape, shape_endpoint = (body, endpoint) if chat_body is None else (chat_body, Endpoint.CHAT)
         policy = self._policy
         team_cfg = policy.teams.get(team)
         data_class: str = team_cfg.data_class if team_cfg else "internal"
@@ -99,8 +105,8 @@ class FactsBuilder:
             detected = self._detector.scan_body(body)
             if detected and data_class_rank(self._raise_to) > data_class_rank(data_class):
                 data_class = self._raise_to
-        max_out = body.get("max_completion_tokens") or body.get("max_tokens")
-        n = body.get("n") or 1
+        max_out = shape.get("max_completion_tokens") or shape.get("max_tokens")
+        n = shape.get("n") or 1
         t = time.gmtime(time.time() if now is None else now)
         metadata = body.get("metadata")
         return RequestFacts(
@@ -110,9 +116,9 @@ class FactsBuilder:
             key=key,
             data_class=data_class,
             detected=detected,
-            prompt_tokens=estimate_request_tokens(body, endpoint),
+            prompt_tokens=estimate_request_tokens(shape, shape_endpoint),
             max_output_tokens=int(max_out) * int(n) if isinstance(max_out, int) else None,
-            features=needed_features(body, endpoint),
+            features=needed_features(shape, shape_endpoint),
             stream=body.get("stream") is True,
             headers={h: headers[h] for h in self._wanted_headers if h in headers},
             metadata=metadata if isinstance(metadata, dict) else {},
