@@ -62,17 +62,23 @@ def _parser() -> argparse.ArgumentParser:
 
     policy = sub.add_parser("policy", help="check, test and explain policy files")
     psub = policy.add_subparsers(title="policy commands", metavar="ACTION")
-    check = psub.add_parser("check", help="validate policy files; prints file:line:column for every problem")
+    check = psub.add_parser("check", help="find every mistake in policy files, each as file:line:column",
+                            description="Validate policy files: schema, environment, every name a rule mentions, rules "
+                                        "that never match or are shadowed, requirements that change nothing. Exit 0: no "
+                                        "errors (warnings and notes are printed apart); 1: errors.")
     check.add_argument("paths", nargs="+")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too (exit 1)")
     check.set_defaults(func=_policy_check)
     test = psub.add_parser("test", help="run the golden cases of policy files")
     test.add_argument("paths", nargs="+")
     test.set_defaults(func=_policy_test)
     explain = psub.add_parser("explain", help="show the routing decision for a request body, calling no upstream")
     explain.add_argument("path")
-    explain.add_argument("--request", required=True, help="JSON file with a chat completion body ('-' for stdin)")
-    explain.add_argument("--team")
-    explain.add_argument("--key", help="API key name (as in the policy) the request comes with")
+    explain.add_argument("--request", required=True,
+                         help="JSON file with a chat completion body, e.g. {\"model\": \"auto\", \"messages\": "
+                              "[{\"role\": \"user\", \"content\": \"Hi\"}]} ('-' for stdin)")
+    explain.add_argument("--team", help="the caller's team (must exist in the policy)")
+    explain.add_argument("--key", help="API key name (as in the policy) the request comes with; implies its team")
     explain.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     explain.set_defaults(func=_policy_explain)
     schema = psub.add_parser("schema", help="print the policy JSON schema")
@@ -146,74 +152,21 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
-    from gateway.policy.loader import PolicyError, load_policy
+    from gateway import policy_commands
 
-    failed = False
-    for path in args.paths:
-        try:
-            loaded = load_policy(path)
-        except PolicyError as exc:
-            failed = True
-            print(exc)
-            continue
-        p = loaded.policy
-        from gateway.routing.lint import unsatisfiable
-
-        for warning in unsatisfiable(p):
-            print(f"{path}: warning: {warning}")
-        print(f"{path}: ok — policy {p.name!r} version {loaded.version}: {len(p.deployments)} deployments, "
-              f"{len(p.models)} models, {len(p.rules)} rules, {len(p.keys)} keys, {len(p.tests)} golden cases")
-    return 1 if failed else 0
+    return policy_commands.check(args.paths, strict=args.strict)
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from gateway.policy.loader import PolicyError, load_policy
-    from gateway.routing.golden import run_golden
+    from gateway import policy_commands
 
-    failed = 0
-    total = 0
-    for path in args.paths:
-        try:
-            loaded = load_policy(path)
-        except PolicyError as exc:
-            print(exc)
-            failed += 1
-            continue
-        for result in run_golden(loaded.policy):
-            total += 1
-            if result.passed:
-                print(f"PASS {path} :: {result.case.name}")
-            else:
-                failed += 1
-                print(f"FAIL {path} :: {result.case.name}")
-                for problem in result.problems:
-                    print(f"     - {problem}")
-    print(f"{total - failed if total >= failed else 0} passed, {failed} failed")
-    return 1 if failed else 0
+    return policy_commands.test(args.paths)
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
-    from gateway.core.errors import GatewayError
-    from gateway.policy.loader import PolicyError, load_policy
-    from gateway.policy.models import GoldenCase
-    from gateway.routing.golden import decide_case
+    from gateway import policy_commands
 
-    try:
-        loaded = load_policy(args.path)
-    except PolicyError as exc:
-        print(exc)
-        return 1
-    raw = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
-    headers = dict(h.split(":", 1) for h in args.header)
-    case = GoldenCase(name="explain", request=json.loads(raw), team=args.team, key=args.key,
-                      headers={k.strip(): v.strip() for k, v in headers.items()})
-    try:
-        decision = decide_case(loaded.policy, case, version=loaded.version)
-    except GatewayError as exc:
-        print(json.dumps(exc.to_dict(), indent=2))
-        return 1
-    print(json.dumps(decision.to_dict(), indent=2))
-    return 0
+    return policy_commands.explain(args.path, args.request, team=args.team, key=args.key, headers=args.header)
 
 
 def _policy_schema(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
+from gateway.core.errors import GatewayError, PolicyDenied
 from gateway.core.ids import new_id
 from gateway.core.types import Endpoint
 from gateway.pipeline.accounting import Accounting
@@ -27,6 +27,7 @@ from gateway.pipeline.stream_relay import StreamState, close_upstream, relay, re
 from gateway.protocols.openai import parse_json_object, validate
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
+from gateway.routing.no_route import no_route_error
 from gateway.routing.runtime import Runtime
 from gateway.state import CacheEntry, StateService, StreamCapture, stream_from_completion
 
@@ -66,9 +67,7 @@ class ProxyService:
                 raise PolicyDenied(f"Request denied by policy rule `{decision.rule}`: {decision.denied}",
                                    headers=self._route_headers(call))
             if not decision.targets:
-                reasons = "; ".join(f"{d.deployment}: {d.reason} ({d.detail})" for d in decision.dropped)
-                raise NoRouteAvailable(f"No deployment of `{decision.model}` can serve this request: {reasons}",
-                                       headers=self._route_headers(call))
+                raise no_route_error(decision, self._route_headers(call))
             entry = await self._admit(call, body, headers)
             stream = body.get("stream") is True and endpoint is not Endpoint.EMBEDDINGS
             wants_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
@@ -90,6 +89,8 @@ class ProxyService:
             self.accounting.finish(call, "denied" if isinstance(exc, PolicyDenied) else "error", error=exc)
             for name, value in self._route_headers(call).items():
                 exc.headers.setdefault(name, value)
+            if exc.failures:
+                exc.headers.setdefault("x-gateway-fallbacks", ",".join(exc.failures))
             raise
         except asyncio.CancelledError:
             self.accounting.finish(call, "cancelled")  # the client went away; the upstream call was cancelled with us
@@ -161,5 +162,5 @@ class ProxyService:
             headers["x-gateway-deployment"] = execution.deployment.name
             headers["x-gateway-hosting"] = execution.deployment.hosting
             if execution.failures:
-                headers["x-gateway-fallbacks"] = ",".join(f"{f.deployment}:{f.error}" for f in execution.failures)
+                headers["x-gateway-fallbacks"] = ",".join(str(f) for f in execution.failures)
         return headers

@@ -83,7 +83,7 @@ def decide(
         dep = policy.deployments[name]
         cost = expected_cost(dep, facts.prompt_tokens, expected_out)
         latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), expected_out)
-        reason = _technical_fit(dep, facts, expected_out)
+        reason = _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
             reason = ("unhealthy", "circuit breaker open")
         if reason is None and fx.max_price_usd is not None and cost > fx.max_price_usd:
@@ -137,7 +137,7 @@ def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[s
     return fx, tuple(fired)
 
 
-def _technical_fit(dep: Deployment, facts: RequestFacts, expected_out: int) -> tuple[str, str] | None:
+def _technical_fit(dep: Deployment, facts: RequestFacts, margin: float) -> tuple[str, str] | None:
     if facts.endpoint.value not in dep.endpoints:
         return "endpoint_unsupported", f"does not serve {facts.endpoint.value}"
     for feature in facts.features:
@@ -145,7 +145,9 @@ def _technical_fit(dep: Deployment, facts: RequestFacts, expected_out: int) -> t
         if needs and not any(c in dep.capabilities for c in needs):
             return "capability_missing", f"no {feature}"
     needed = facts.prompt_tokens + (facts.max_output_tokens or 0)
-    if needed > dep.context_window:
+    # The prompt count is an estimate: drop only when even its low end does not fit. Closer to the window
+    # the deployment keeps its place, and an upstream "context length exceeded" moves on to the next target.
+    if facts.prompt_tokens * (1 - margin) + (facts.max_output_tokens or 0) > dep.context_window:
         return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
     return None
 
