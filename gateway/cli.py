@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, simulate, and policy tooling (check, test, explain)."""
+"""The ``gateway`` command: serve, simulate, and policy tooling (check, test, explain, simulate)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,19 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--key", help="API key name (as in the policy) the request comes with; implies its team")
     explain.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     explain.set_defaults(func=_policy_explain)
+    simulate = psub.add_parser(
+        "simulate", help="replay recorded traffic through a candidate policy: routes, denials, cost, SLOs",
+        description="Replay recorded traffic through CANDIDATE with the routing engine, calling no upstream, and "
+                    "report per team, model and rule: route changes, requests denied or left without a route, "
+                    "recorded vs projected cost vs the all-vendor baseline (reference_model), and latency SLOs.")
+    simulate.add_argument("candidate", metavar="CANDIDATE.yaml")
+    simulate.add_argument("--traffic", required=True, metavar="FILE",
+                          help="the gateway's JSON access log, or JSONL of OpenAI request bodies "
+                               "(optionally {\"request\": {...}, \"team\": ..., \"key\": ...})")
+    simulate.add_argument("--baseline", metavar="CURRENT.yaml",
+                          help="compare with this policy's decisions instead of the recorded routes")
+    simulate.add_argument("--json", action="store_true", help="the same report as one JSON object")
+    simulate.set_defaults(func=_policy_simulate)
     schema = psub.add_parser("schema", help="print the policy JSON schema")
     schema.set_defaults(func=_policy_schema)
     reference = psub.add_parser("reference", help="print the policy reference (Markdown)")
@@ -167,6 +180,12 @@ def _policy_explain(args: argparse.Namespace) -> int:
     from gateway import policy_commands
 
     return policy_commands.explain(args.path, args.request, team=args.team, key=args.key, headers=args.header)
+
+
+def _policy_simulate(args: argparse.Namespace) -> int:
+    from gateway import policy_commands
+
+    return policy_commands.simulate(args.candidate, args.traffic, baseline=args.baseline, as_json=args.json)
 
 
 def _policy_schema(args: argparse.Namespace) -> int:

@@ -142,3 +142,40 @@ def parse_headers(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(f"--header {pair!r}: expected NAME:VALUE, e.g. x-data-class:restricted")
         headers[name.strip().lower()] = value.strip()
     return headers
+
+
+def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_json: bool = False,
+             out: TextIO = sys.stdout) -> int:
+    """Replay ``traffic`` through ``candidate`` (and ``baseline``, if given) and report the difference."""
+    from gateway.routing.replay import replay
+    from gateway.routing.replay_report import render
+    from gateway.routing.traffic import read_traffic
+
+    try:
+        loaded = load_policy(candidate)
+        current = load_policy(baseline) if baseline is not None else None
+    except PolicyError as exc:
+        print(exc, file=out)
+        return 1
+    try:
+        with open(traffic, "rb") as lines:
+            recorded = read_traffic(lines, validate)
+    except OSError as exc:
+        print(f"gateway policy simulate: cannot read {traffic}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if not recorded.records:
+        reasons = "; ".join(f"line {n}: {why}" for n, why in recorded.skipped[:5])
+        print(f"gateway policy simulate: {traffic} holds no request to replay"
+              + (f" ({reasons})" if reasons else " (it is empty)"), file=sys.stderr)
+        return 1
+    report = replay(recorded, loaded.policy, candidate_name=_described(loaded),
+                    baseline=current.policy if current else None, baseline_name=_described(current) if current else "")
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2), file=out)
+    else:
+        out.write(render(report, source=traffic))
+    return 0
+
+
+def _described(loaded: LoadedPolicy) -> str:
+    return f"{loaded.path} (policy {loaded.policy.name!r}, version {loaded.version})"
