@@ -197,8 +197,9 @@ def _policy_schema(args: argparse.Namespace) -> int:
 
 def _policy_reference(args: argparse.Namespace) -> int:
     from gateway.policy.reference import render
+    from gateway.providers.registry import DEFAULT_API_BASES
 
-    sys.stdout.write(render())
+    sys.stdout.write(render(DEFAULT_API_BASES))
     return 0
 
 

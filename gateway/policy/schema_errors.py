@@ -61,11 +61,17 @@ def schema_issues(exc: ValidationError, root: type[BaseModel]) -> list[tuple[Pat
     return missing + [(path, _message(root, path, errors)) for path, errors in grouped.items()]
 
 
+_SECRET_FIELDS = frozenset(("api_key", "sha256", "headers"))
+"""Values never repeated in a message: an error message ends up in logs."""
+
+
 def _message(root: type[BaseModel], path: PathKey, errors: list[dict[str, Any]]) -> str:
     if len(errors) > 1:
         return _union_message(errors)
     error = errors[0]
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if _SECRET_FIELDS & set(path) and kind not in ("extra_forbidden", "missing"):
+        value = _Redacted(value)
     if kind == "extra_forbidden":
         known = _field_names(_annotation_at(root, path[:-1]))
         return f"unknown key {path[-1]!r}{did_you_mean(path[-1], known)}"
@@ -95,13 +101,28 @@ def _union_message(errors: list[dict[str, Any]]) -> str:
             options.append(_KINDS[error["type"]])
     if not options:
         return "; ".join(dict.fromkeys(str(e["msg"]) for e in errors))
-    words = [o for o in options if " " not in o]
+    words = [o for o in dict.fromkeys(options) if " " not in o]
+    kinds = [o for o in dict.fromkeys(options) if " " in o]
     hint = did_you_mean(str(value), words) if words else ""
-    return f"{_shown(value)} is not valid here: expected {' or '.join(dict.fromkeys(options))}{hint}"
+    expected = ", ".join(words) + (", or " if words and kinds else "") + " or ".join(kinds)
+    return f"{_shown(value)} is not valid here: expected one of {expected}{hint}"
+
+
+class _Redacted:
+    """A secret's value, shown only by its kind."""
+
+    def __init__(self, value: Any) -> None:
+        self.kind = type(value)
+
+    def __repr__(self) -> str:
+        return "a number (not shown)" if self.kind in (int, float) else "a value (not shown)"
 
 
 def _wrong_kind(root: type[BaseModel], path: PathKey, wanted: str, value: Any) -> str:
     message = f"should be {wanted}, but is {_shown(value)}"
+    if wanted == "text" and isinstance(value, int | float | bool | _Redacted):
+        # YAML reads 12345, 1e3, `no` and `on` as numbers and booleans: quoting keeps them text.
+        return message + " — put it in quotes"
     if value is None and "mapping" in wanted:
         return message + ": nothing is indented under it"
     parent = _annotation_at(root, path[:-1])

@@ -27,24 +27,27 @@ from gateway.routing.subsumption import covers
 
 def lint(policy: Policy) -> list[Finding]:
     findings: list[Finding] = []
+    dead: set[int] = set()  # rules that never apply: nothing else is said about them
     for i, rule in enumerate(policy.rules):
         path = ("rules", str(i))
         never = _never_matches(rule.when, policy)
         if never is not None:
             findings.append(Finding((*path, "when"), f"rule {rule.name!r} can never match: {never}", "warning"))
+            dead.add(i)
             continue
         shadow = _shadowing_deny(policy, i)
         if shadow is not None:
             findings.append(Finding(path, f"rule {rule.name!r} is never reached: the earlier rule {shadow!r} denies "
                                           "every request it matches", "warning"))
+            dead.add(i)
             continue
         findings += _redundant_requirements(policy, path, rule)
-    findings += unsatisfiable(policy)
+    findings += unsatisfiable(policy, skip=dead)
     findings += _reference_findings(policy)
     return findings
 
 
-def unsatisfiable(policy: Policy) -> list[Finding]:
+def unsatisfiable(policy: Policy, skip: set[int] | frozenset[int] = frozenset()) -> list[Finding]:
     """Models whose every deployment fails a rule's requirement when that rule applies: a note per model,
     and a warning when that holds for every model the rule applies to."""
     problems: list[Finding] = []
@@ -52,7 +55,7 @@ def unsatisfiable(policy: Policy) -> list[Finding]:
         if not any(policy.deployments[d].endpoints for d in route.deployments):
             problems.append(Finding(("models", alias), f"model {alias!r}: no deployment serves any endpoint", "warning"))
     for i, rule in enumerate(policy.rules):
-        if rule.require is None:
+        if rule.require is None or i in skip:
             continue
         models = _models_of(rule, policy)
         refused = [m for m in models
