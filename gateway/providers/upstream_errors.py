@@ -31,6 +31,8 @@ def upstream_message(body: bytes, secret: str = "") -> str:
             message = error
         elif isinstance(parsed, dict) and "detail" in parsed:
             message = str(parsed["detail"])
+        elif isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+            message = parsed["message"]  # older vLLM and SGLang: the error object is the body
     except orjson.JSONDecodeError:
         message = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip()
     if secret and len(secret) >= 6:
@@ -54,11 +56,15 @@ def context_length_exceeded(error: object) -> bool:
 
 
 def _error_object(body: bytes) -> object:
+    """The error object: ``{"error": {...}}`` (OpenAI, newer vLLM), or the body itself (older vLLM and
+    SGLang answer ``{"object": "error", "message": ..., "type": ..., "code": 400}``)."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    return parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(parsed, dict):
+        return None
+    return parsed["error"] if isinstance(parsed.get("error"), dict) else parsed
 
 
 def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, str], secret: str = "") -> UpstreamError:
