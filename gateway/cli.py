@@ -15,7 +15,8 @@ from gateway.settings import Settings, SettingsError, default_policy_path
 EPILOG = """\
 Every `serve` flag can also be set by environment: GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
 GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED, GATEWAY_ADMIN_KEY,
-GATEWAY_MAX_BODY_BYTES, GATEWAY_ACCESS_LOG, GATEWAY_LOG_LEVEL, GATEWAY_POLICY_RELOAD.
+GATEWAY_MAX_BODY_BYTES, GATEWAY_ACCESS_LOG, GATEWAY_LOG_LEVEL, GATEWAY_POLICY_RELOAD,
+GATEWAY_POLICY_RELOAD_INTERVAL, GATEWAY_REDIS_TIMEOUT, GATEWAY_SHUTDOWN_GRACE.
 
 Quick start:  gateway serve            (embedded default policy, simulated upstreams, 127.0.0.1:8080)
               then point the OpenAI SDK at http://127.0.0.1:8080/v1 with any api_key.

@@ -25,7 +25,7 @@ class InputError(Exception):
     """A command-line input the command cannot use; the message says why, in plain words."""
 
 
-def check(paths: Sequence[str], *, strict: bool = False, out: TextIO = sys.stdout) -> int:
+def check(paths: Sequence[str], *, strict: bool = False, out: TextIO | None = None) -> int:
     from gateway.routing.lint import check_file
 
     errors = warnings = 0
@@ -34,10 +34,10 @@ def check(paths: Sequence[str], *, strict: bool = False, out: TextIO = sys.stdou
         found = {kind: [i for i in inspection.issues if i.severity == kind] for kind in ("error", "warning", "note")}
         for kind in ("error", "warning", "note"):  # errors first: they are what stops the policy loading
             for issue in found[kind]:
-                print(issue, file=out)
+                print(issue, file=out or sys.stdout)
         errors += len(found["error"])
         warnings += len(found["warning"])
-        print(_summary(path, inspection.loaded, found), file=out)
+        print(_summary(path, inspection.loaded, found), file=out or sys.stdout)
     return 1 if errors or (strict and warnings) else 0
 
 
@@ -52,7 +52,7 @@ def _summary(path: str, loaded: LoadedPolicy | None, found: dict[str, list[Polic
             + (f" ({counts})" if counts else ""))
 
 
-def test(paths: Sequence[str], out: TextIO = sys.stdout) -> int:
+def test(paths: Sequence[str], out: TextIO | None = None) -> int:
     from gateway.routing.golden import run_golden
 
     passed = failed = 0
@@ -60,31 +60,31 @@ def test(paths: Sequence[str], out: TextIO = sys.stdout) -> int:
         try:
             loaded = load_policy(path)
         except PolicyError as exc:
-            print(exc, file=out)
+            print(exc, file=out or sys.stdout)
             failed += 1
             continue
         for result in run_golden(loaded.policy):
             if result.passed:
                 passed += 1
-                print(f"PASS {path} :: {result.case.name}", file=out)
+                print(f"PASS {path} :: {result.case.name}", file=out or sys.stdout)
                 continue
             failed += 1
-            print(f"FAIL {path} :: {result.case.name}", file=out)
+            print(f"FAIL {path} :: {result.case.name}", file=out or sys.stdout)
             for problem in result.problems:
-                print(f"     - {problem}", file=out)
-    print(f"{passed} passed, {failed} failed", file=out)
+                print(f"     - {problem}", file=out or sys.stdout)
+    print(f"{passed} passed, {failed} failed", file=out or sys.stdout)
     return 1 if failed else 0
 
 
 def explain(path: str, request: str, *, team: str | None, key: str | None, headers: Sequence[str],
-            out: TextIO = sys.stdout) -> int:
+            out: TextIO | None = None) -> int:
     """The decision for one chat body, validated exactly as ``POST /v1/gateway/explain`` validates it."""
     from gateway.routing.golden import explain_case
 
     try:
         loaded = load_policy(path)
     except PolicyError as exc:
-        print(exc, file=out)
+        print(exc, file=out or sys.stdout)
         return 1
     try:
         body = read_chat_body(request)
@@ -96,9 +96,9 @@ def explain(path: str, request: str, *, team: str | None, key: str | None, heade
     try:
         explained = explain_case(loaded.policy, case, version=loaded.version)
     except GatewayError as exc:
-        print(json.dumps(exc.to_dict(), indent=2), file=out)
+        print(json.dumps(exc.to_dict(), indent=2), file=out or sys.stdout)
         return 1
-    print(json.dumps(explained, indent=2), file=out)
+    print(json.dumps(explained, indent=2), file=out or sys.stdout)
     return 0
 
 
@@ -113,7 +113,8 @@ def read_chat_body(source: str) -> dict[str, object]:
         validate(Endpoint.CHAT, body)
     except GatewayError as exc:
         where = f" (param {exc.param})" if exc.param else ""
-        raise InputError(f"{source} is not a valid chat completion body{where}: {exc.message}") from None
+        name = "the body on stdin" if source == "-" else source
+        raise InputError(f"{name} is not a valid chat completion body{where}: {exc.message}") from None
     return body
 
 
@@ -145,7 +146,7 @@ def parse_headers(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_json: bool = False,
-             out: TextIO = sys.stdout) -> int:
+             out: TextIO | None = None) -> int:
     """Replay ``traffic`` through ``candidate`` (and ``baseline``, if given) and report the difference."""
     from gateway.routing.replay import replay
     from gateway.routing.replay_report import render
@@ -155,7 +156,7 @@ def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_js
         loaded = load_policy(candidate)
         current = load_policy(baseline) if baseline is not None else None
     except PolicyError as exc:
-        print(exc, file=out)
+        print(exc, file=out or sys.stdout)
         return 1
     try:
         with open(traffic, "rb") as lines:
@@ -171,9 +172,9 @@ def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_js
     report = replay(recorded, loaded.policy, candidate_name=_described(loaded),
                     baseline=current.policy if current else None, baseline_name=_described(current) if current else "")
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2), file=out)
+        print(json.dumps(report.to_dict(), indent=2), file=out or sys.stdout)
     else:
-        out.write(render(report, source=traffic))
+        (out or sys.stdout).write(render(report, source=traffic))
     return 0
 
 

@@ -36,7 +36,6 @@ class Settings:
     admin_key: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     access_log: bool = True
-    log_prompts: bool = False
     log_level: str = "info"
     policy_reload: bool = True
     policy_reload_interval: float = 2.0
