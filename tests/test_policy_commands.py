@@ -75,7 +75,11 @@ def test_the_readme_explain_example_runs() -> None:
     run = subprocess.run([sys.executable, "-m", "gateway", "policy", "explain", "policies/default.yaml", "--request", "-"],
                          input=match.group(1), capture_output=True, text=True, cwd=servers.ROOT, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["decision"]["targets"]
+    decision = json.loads(run.stdout)["decision"]
+    # What the README says the example shows: the e-mail address keeps gpt-4o's request in-house.
+    assert [t["deployment"] for t in decision["targets"]] == ["qwen-self"]
+    assert decision["rule"] == "sensitive-stays-self-hosted"
+    assert "# → qwen-self, rule sensitive-stays-self-hosted" in readme
 
 
 def test_policy_test_reports_failures_without_a_traceback(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from collections.abc import Callable
 
@@ -72,7 +73,7 @@ def _cost_note(report: Report) -> str:
         today = t.unserved_recorded_cost_usd if report.has_recorded_cost else t.unserved_current_cost_usd
         note += (f" The {unserved} request{'s' if unserved != 1 else ''} it would not serve (below) cost "
                  f"${today:.4f} now and are not in these sums.")
-    return note
+    return textwrap.fill(note, width=104)
 
 
 def _breakage(report: Report) -> list[str]:
