@@ -13,10 +13,9 @@ from pathlib import Path
 from gateway.settings import Settings, SettingsError, default_policy_path
 
 EPILOG = """\
-Every `serve` flag can also be set by environment: GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
-GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED, GATEWAY_ADMIN_KEY,
-GATEWAY_MAX_BODY_BYTES, GATEWAY_ACCESS_LOG, GATEWAY_LOG_LEVEL, GATEWAY_POLICY_RELOAD,
-GATEWAY_POLICY_RELOAD_INTERVAL, GATEWAY_REDIS_TIMEOUT, GATEWAY_SHUTDOWN_GRACE.
+Every `serve` flag can also be set by environment (GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
+GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED), and more: `gateway settings`
+prints every GATEWAY_* variable.
 
 Quick start:  gateway serve            (embedded default policy, simulated upstreams, 127.0.0.1:8080)
               then point the OpenAI SDK at http://127.0.0.1:8080/v1 with any api_key.
@@ -100,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     reference = psub.add_parser("reference", help="print the policy reference (Markdown)")
     reference.set_defaults(func=_policy_reference)
 
+    settings = sub.add_parser("settings", help="print the settings reference (every GATEWAY_* variable, Markdown)")
+    settings.set_defaults(func=_settings_reference)
+
     keys = sub.add_parser("keys", help="API key helpers")
     ksub = keys.add_subparsers(title="key commands", metavar="ACTION")
     khash = ksub.add_parser("hash", help="print the sha256 to put in a policy's keys for a secret")
@@ -124,9 +126,13 @@ def _serve(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"gateway: the policy cannot be used:\n{exc}", file=sys.stderr)
         return 1
-    if not loaded.policy.keys and not settings.loopback and not settings.allow_unauthenticated:
-        print(f"gateway: refusing to serve without API keys on {settings.host}: define `keys` in the policy, bind a "
-              "loopback address, or set GATEWAY_ALLOW_UNAUTHENTICATED=true to accept that risk.", file=sys.stderr)
+    from gateway.pipeline.auth import require_keys_off_loopback
+
+    try:
+        require_keys_off_loopback(loaded.policy, settings.policy, host=settings.host, loopback=settings.loopback,
+                                  allow_unauthenticated=settings.allow_unauthenticated)
+    except PolicyError as exc:
+        print(f"gateway: refusing to serve: {exc}", file=sys.stderr)
         return 2
     # Workers are separate processes: they read their settings from the environment.
     env = {
@@ -144,11 +150,15 @@ def _serve(args: argparse.Namespace) -> int:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     import uvicorn
 
+    from gateway.server_protocol import SlowClientGuardProtocol, raise_file_limit
+
+    raise_file_limit()
+
     print(f"gateway: serving policy {loaded.policy.name!r} ({settings.policy}, version {loaded.version}) on "
           f"http://{settings.host}:{settings.port}/v1", file=sys.stderr)
     uvicorn.run(
         "gateway.server:app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, loop="uvloop", http="httptools", access_log=False,
+        workers=settings.workers, loop="uvloop", http=SlowClientGuardProtocol, access_log=False,
         log_level=settings.log_level, timeout_graceful_shutdown=int(settings.shutdown_grace), lifespan="on",
         proxy_headers=False, server_header=False,
     )
@@ -201,6 +211,13 @@ def _policy_reference(args: argparse.Namespace) -> int:
     from gateway.providers.registry import DEFAULT_API_BASES
 
     sys.stdout.write(render(DEFAULT_API_BASES))
+    return 0
+
+
+def _settings_reference(args: argparse.Namespace) -> int:
+    from gateway.settings import reference
+
+    sys.stdout.write(reference())
     return 0
 
 

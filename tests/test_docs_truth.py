@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import yaml
@@ -12,14 +11,14 @@ from tests import servers
 
 ROOT = servers.ROOT
 DOCS = {name: (ROOT / name).read_text() for name in ("README.md", "docs/operations.md", "docs/deployment.md")}
-SETTINGS = {f"GATEWAY_{f.name.upper()}" for f in dataclasses.fields(Settings) if f.name != "metrics_dir"}
+SETTINGS = {f"GATEWAY_{name.upper()}" for name in Settings.model_fields if name != "metrics_dir"}
 NOT_SETTINGS = {"GATEWAY_PUBLISH_ADDRESS"}  # the compose file's own variable (where the port is published)
 
 
-def test_every_setting_is_documented_for_operators() -> None:
-    for name in ("README.md", "docs/deployment.md"):
-        missing = sorted(v for v in SETTINGS if v not in DOCS[name])
-        assert not missing, f"{name} does not document {missing}"
+def test_every_setting_is_in_the_readme() -> None:
+    """(docs/settings.md lists them all with their defaults; the README's table must not fall behind.)"""
+    missing = sorted(v for v in SETTINGS if v not in DOCS["README.md"])
+    assert not missing, f"README.md does not document {missing}"
 
 
 def test_every_documented_variable_is_read() -> None:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api.body import read_body
 from gateway.api.disconnect import ClientGone, cancel_on_disconnect
 from gateway.api.errors import error_response
+from gateway.api.headers import header_map
 from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint
 from gateway.pipeline.service import ProxyService
@@ -32,20 +33,27 @@ ROUTES = {
 
 
 class ProxyFastPath:
-    def __init__(self, app: ASGIApp, service: ProxyService, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, service: ProxyService, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.service = service
         self.limit = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if endpoint is None or scope["method"] != "POST":
+        if endpoint is None:
             await self.app(scope, receive, send)
             return
+        if scope["method"] != "POST":
+            error = GatewayError(f"Method {scope['method']} is not allowed for {scope['path']}", code="method_not_allowed",
+                                 headers={"allow": "POST"})
+            error.status, error.type, error.fault = 405, "invalid_request_error", "caller"
+            await error_response(error)(scope, receive, send)
+            return
         started = time.perf_counter()
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = header_map(scope["headers"])
         try:
-            raw = await read_body(receive, headers, self.limit)
+            raw = await read_body(receive, headers, self.limit, self.body_timeout)
             response: Response = await cancel_on_disconnect(receive, self.service.handle(endpoint, raw, headers, started))
         except GatewayError as exc:
             response = error_response(exc)

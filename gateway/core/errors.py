@@ -8,6 +8,7 @@ that renders them, as ``{"error": {"message", "type", "param", "code"}}`` or as 
     GatewayError                      500 server_error            gateway
     ├── InvalidRequest                400 invalid_request_error   caller
     │   ├── RequestTooLarge           413
+    │   ├── RequestTimeout            408 (the body did not arrive in time)
     │   └── ModelNotFound             404 (code model_not_found)
     ├── AuthenticationFailed          401 (code invalid_api_key)  caller
     ├── PermissionDenied              403 permission_error        caller
@@ -92,6 +93,11 @@ class InvalidRequest(GatewayError):
 class RequestTooLarge(InvalidRequest):
     status = 413
     code = "request_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
 
 
 class ModelNotFound(InvalidRequest):

@@ -73,6 +73,8 @@ class RequestFacts:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    estimated: bool = False
+    """Counted by the gateway (the upstream never reported usage, or the client left before it did)."""
 
     @property
     def total_tokens(self) -> int:

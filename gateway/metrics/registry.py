@@ -3,7 +3,7 @@
 Names follow ``gateway_<noun>_<unit>``. Label values come only from bounded, configured sets:
 endpoint names, model names and deployments defined in the policy, team names from the policy,
 outcome and error-kind enums. Anything a client sends that is not in the policy is reported as
-``other`` (see ``labels.py``), so a client can never grow a series.
+``other`` (``recorder.MetricsRecorder.model_label`` and friends), so a client can never grow a series.
 
 With several workers, set ``PROMETHEUS_MULTIPROC_DIR``; gauges then declare how they aggregate.
 """

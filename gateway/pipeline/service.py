@@ -16,14 +16,13 @@ import orjson
 from starlette.responses import Response
 
 from gateway.core.errors import GatewayError, PolicyDenied
-from gateway.core.ids import new_id
-from gateway.core.types import Endpoint
+from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
 from gateway.pipeline.auth import authenticate
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, request_id_from
 from gateway.pipeline.responses import AccountedResponse, SSEResponse
-from gateway.pipeline.stream_relay import StreamState, close_upstream, relay, replay
+from gateway.pipeline.stream_relay import CachedStream, StreamRelay
 from gateway.protocols.openai import parse_json_object, validate
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
@@ -57,7 +56,7 @@ class ProxyService:
         return body
 
     async def handle(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str], started: float) -> Response:
-        call = Call(endpoint, headers.get("x-request-id") or new_id(), started)
+        call = Call(endpoint, request_id_from(headers), started)
         self.recorder.request_started(endpoint.value)
         try:
             body = await self.route(endpoint, raw, headers, call)
@@ -81,6 +80,7 @@ class ProxyService:
             deadline = time.monotonic() + max(deployments[t.deployment].timeouts.total for t in decision.targets)
             self.recorder.decision(decision.model, decision.rule, deployments[decision.targets[0].deployment].hosting,
                                    [(d.deployment, d.reason) for d in decision.dropped])
+            call.upstream_called = True
             execution = await self.runtime.executor.execute(
                 decision, deployments, snapshot.providers, endpoint=endpoint, body=body,
                 stream=stream, request_id=call.request_id, deadline=deadline,
@@ -93,19 +93,29 @@ class ProxyService:
                 exc.headers.setdefault("x-gateway-fallbacks", ",".join(exc.failures))
             raise
         except asyncio.CancelledError:
-            self.accounting.finish(call, "cancelled")  # the client went away; the upstream call was cancelled with us
+            # The client went away and the upstream call was cancelled with us. If it had been sent, the
+            # upstream worked on it for nobody: charge what was reserved for it (estimated).
+            self.accounting.finish(call, "cancelled", charge=self.accounting.reserved(call) if call.upstream_called else None)
             raise
         headers_out = self._route_headers(call, execution)
-        if execution.stream is not None:
+        lease = execution.stream
+        if lease is not None:
             capture = StreamCapture() if call.plan is not None and call.plan.write else None
-            state = StreamState(call, execution, strip_usage=not wants_usage, capture=capture)
-            return SSEResponse(relay(state, self._end_stream), headers_out, on_close=lambda: self._end_stream(state))
+
+            def ended(relay: StreamRelay, outcome: str, usage: Usage) -> None:
+                self.accounting.finish(call, outcome, execution=execution, usage=usage, error=relay.error,
+                                       ttft=relay.ttft)
+                if relay.ok and capture is not None:
+                    self.accounting.cache_fill(call, execution.deployment, capture.completion())
+
+            relay = StreamRelay(call, lease, hidden_usage=not wants_usage, capture=capture, on_end=ended)
+            return SSEResponse(relay, headers_out)
         reply = execution.reply
         assert reply is not None
 
         def done() -> None:
             self.accounting.finish(call, "ok", execution=execution, usage=reply.usage)
-            self.accounting.cache_fill(call, execution, reply.parsed)
+            self.accounting.cache_fill(call, execution.deployment, reply.parsed)
 
         return AccountedResponse(reply.body, headers_out, on_done=done)
 
@@ -125,15 +135,6 @@ class ProxyService:
             raise
         return await lookup
 
-    async def _end_stream(self, st: StreamState) -> None:
-        """Runs exactly once per stream — also when the client left before the relay ever ran."""
-        if not await close_upstream(st, self.runtime.executor):
-            return
-        outcome = "ok" if st.ok else "error" if st.error is not None else "cancelled"  # cancelled: the client left
-        self.accounting.finish(st.call, outcome, execution=st.execution, usage=st.usage, error=st.error, ttft=st.ttft)
-        if st.ok and st.capture is not None:
-            self.accounting.cache_fill(st.call, st.execution, st.capture.completion())
-
     def _from_cache(self, call: Call, entry: CacheEntry, stream: bool, wants_usage: bool) -> Response:
         headers = self._route_headers(call)
         headers["x-gateway-deployment"] = entry.deployment
@@ -142,11 +143,7 @@ class ProxyService:
         if not stream:
             return AccountedResponse(orjson.dumps(entry.completion), headers, on_done=done)
         events = stream_from_completion(entry.completion, include_usage=wants_usage)
-
-        async def close() -> None:
-            done()
-
-        return SSEResponse(replay(events), headers, on_close=close)
+        return SSEResponse(CachedStream(events, on_close=done), headers)
 
     def _route_headers(self, call: Call, execution: Execution | None = None) -> dict[str, str]:
         headers = {"x-request-id": call.request_id, "x-gateway-decision-id": call.request_id}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,14 +115,32 @@ def inspect_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | N
         policy = resolve_prices(Policy.model_validate(data))
     except ValidationError as exc:
         # A value left empty by an unset variable is already reported as that; its schema error would repeat it.
-        issues += [_issue_at(file, locations, path, message) for path, message in schema_issues(exc, Policy)
-                   if path not in unset]
-    issues += [_finding_at(file, locations, f) for f in check_references(data) if f.path not in unset]
+        problems = [(path, message) for path, message in schema_issues(exc, Policy, _splitter(locations))
+                    if path not in unset]
+    else:
+        problems = []
+    findings = [f for f in check_references(data) if f.path not in unset]
+    # The document-level validator and ``references`` may name the same problem; the latter says it better.
+    resolved = [f.path for f in findings]
+    problems = [(path, message) for path, message in problems
+                if not any(p[:len(path)] == path for p in resolved) or not path]
+    issues += [_issue_at(file, locations, path, message) for path, message in problems]
+    issues += [_finding_at(file, locations, f) for f in findings]
     issues = sorted(set(issues), key=lambda i: (i.line, i.column, i.severity, i.message))
     loaded = None
     if policy is not None and not any(i.severity == "error" for i in issues):
         loaded = LoadedPolicy(policy, file, hashlib.sha256(text.encode()).hexdigest()[:12], locations)
     return Inspection(loaded, issues)
+
+
+def _splitter(locations: Mapping[PathKey, Location]) -> Callable[[str], PathKey]:
+    """``models.qwen2.5-7b.aliases.0`` → the document path it names (a name may contain dots)."""
+    by_text = {".".join(path): path for path in locations}
+
+    def split(dotted: str) -> PathKey:
+        return by_text.get(dotted) or tuple(dotted.split("."))
+
+    return split
 
 
 def locate(locations: Mapping[PathKey, Location], path: PathKey) -> Location:

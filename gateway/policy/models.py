@@ -7,10 +7,11 @@ does not exist, a key naming an unknown team) are checked in ``Policy._check_ref
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gateway.policy.conditions import CAPABILITIES, Condition, DataClass, Requirement
 
@@ -138,6 +139,14 @@ class ModelRoute(_Strict):
         default=None, description="Overrides the default objective for this model name."
     )
     owned_by: str = Field(default="gateway", description="Shown in `/v1/models`.")
+    aliases: tuple[str, ...] = Field(
+        default=(),
+        description="Other names clients send for this model, such as dated variants (`claude-sonnet-4-20250514`) or the "
+        "small model a coding client uses for background calls. A name with `*`, `?` or `[...]` is a glob pattern "
+        "(`claude-sonnet-4-*`, `*haiku*`). Exact names (model names and exact aliases) are matched first, then "
+        "patterns in the order the models are listed; rules, team model lists and metrics see the model's own name. "
+        "Exact aliases are listed in `/v1/models`.",
+    )
 
 
 class RateLimit(_Strict):
@@ -252,6 +261,21 @@ class Policy(_Strict):
     keys: tuple[ApiKey, ...] = Field(default=(), description="Client API keys; with none, the gateway is open (loopback only unless allowed).")
     rules: tuple[Rule, ...] = Field(default=(), description="Routing rules, in order.")
     tests: tuple[GoldenCase, ...] = Field(default=(), description="Golden cases: requests and the routing they must get.")
+    _exact_names: dict[str, str] = PrivateAttr(default_factory=dict)
+    _name_patterns: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    def resolve_model(self, name: str) -> str | None:
+        """The key under `models` that serves the name a client sent, or None (see `ModelRoute.aliases`)."""
+        found = self._exact_names.get(name)
+        if found is not None:
+            return found
+        for pattern, model in self._name_patterns:
+            if fnmatch.fnmatchcase(name, pattern):
+                return model
+        return None
+
+    def exact_aliases(self, model: str) -> tuple[str, ...]:
+        return tuple(a for a in self.models[model].aliases if not is_name_pattern(a))
 
     @field_validator("deployments", "teams", mode="before")
     @classmethod
@@ -282,6 +306,28 @@ class Policy(_Strict):
             if rule.name in seen:
                 errors.append(f"rules.{i}.name: duplicate rule name {rule.name!r}")
             seen.add(rule.name)
+        errors += self._index_model_names()
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def _index_model_names(self) -> list[str]:
+        errors: list[str] = []
+        exact = {name: name for name in self.models}
+        patterns: list[tuple[str, str]] = []
+        for model, route in self.models.items():
+            for i, alias in enumerate(route.aliases):
+                if not alias:
+                    errors.append(f"models.{model}.aliases.{i}: empty name")
+                elif is_name_pattern(alias):
+                    patterns.append((alias, model))
+                elif exact.setdefault(alias, model) != model:
+                    errors.append(f"models.{model}.aliases.{i}: {alias!r} already names the model {exact[alias]!r}")
+        self._exact_names = exact
+        self._name_patterns = tuple(patterns)
+        return errors
+
+
+def is_name_pattern(name: str) -> bool:
+    """A model alias with glob syntax (matched with `fnmatch`, case-sensitive)."""
+    return any(c in name for c in "*?[")

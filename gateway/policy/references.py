@@ -13,6 +13,7 @@ yet is a legitimate precaution.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,6 +47,17 @@ class _Names:
     rules: tuple[str, ...]
     origins: tuple[str, ...]
     regions: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...]
+    """(alias or glob pattern, the model it names): clients may send these, rules never see them."""
+
+    def model_of(self, name: str) -> str | None:
+        """The model a client's ``model`` value reaches (its own name, an exact alias, then a pattern)."""
+        if name in self.models:
+            return name
+        exact = [m for a, m in self.aliases if a == name and not _is_pattern(a)]
+        patterns = [m for a, m in self.aliases if _is_pattern(a) and fnmatch.fnmatchcase(name, a)]
+        found = exact or patterns
+        return found[0] if found else None
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> _Names:
@@ -60,6 +72,8 @@ class _Names:
             rules=tuple(str(r) for r in rules if isinstance(r, str)),
             origins=tuple(str(_mapping(d).get("origin", "unknown")) for d in deployments.values()),
             regions=tuple(str(_mapping(d).get("region", "unknown")) for d in deployments.values()),
+            aliases=tuple((str(a), str(m)) for m, route in _mapping(data.get("models")).items()
+                          for a in _items(_mapping(route).get("aliases")) if isinstance(a, str)),
         )
 
 
@@ -99,7 +113,7 @@ def _model_findings(data: dict[str, Any], names: _Names) -> Iterator[Finding]:
 def _team_and_key_findings(data: dict[str, Any], names: _Names) -> Iterator[Finding]:
     for team, settings in _mapping(data.get("teams")).items():
         for i, model in enumerate(_items(_mapping(settings).get("models"))):
-            yield from _resolve(("teams", str(team), "models", str(i)), model, names.models, "model")
+            yield from _resolve_model(("teams", str(team), "models", str(i)), model, names)
     keys = _items(data.get("keys"))
     for i, key in enumerate(keys):
         if isinstance(key, dict) and "team" in key:
@@ -134,7 +148,10 @@ def _condition_findings(path: PathKey, when: dict[str, Any], names: _Names) -> I
         values = when.get(field)
         for j, value in enumerate(_one_or_many(values)):
             where = (*path, field) if isinstance(values, str) else (*path, field, str(j))
-            yield from _resolve(where, value, known, what)
+            if field == "model":
+                yield from _resolve_model(where, value, names)
+            else:
+                yield from _resolve(where, value, known, what)
     for combinator in ("all", "any"):
         for j, nested in enumerate(_items(when.get(combinator))):
             if isinstance(nested, dict):
@@ -152,8 +169,19 @@ def _case_findings(path: PathKey, case: dict[str, Any], names: _Names) -> Iterat
     for j, target in enumerate(_items(case.get("expect_targets"))):
         yield from _resolve((*path, "expect_targets", str(j)), target, names.deployments, "deployment")
     request = case.get("request")
-    if isinstance(request, dict) and isinstance(request.get("model"), str):
-        yield from _resolve((*path, "request", "model"), request["model"], names.models, "model")
+    model = request.get("model") if isinstance(request, dict) else None
+    if isinstance(model, str) and names.model_of(model) is None:  # a client may send an alias
+        yield from _resolve((*path, "request", "model"), model, names.models, "model")
+
+
+def _resolve_model(path: PathKey, value: Any, names: _Names) -> Iterator[Finding]:
+    """A model name where the policy means the model's own name (rules, team lists), not an alias."""
+    target = names.model_of(value) if isinstance(value, str) and value not in names.models else None
+    if target is not None:
+        yield Finding(path, f"{value!r} is an alias of the model {target!r}: rules and team lists see the model's "
+                            "own name, so write that name")
+    else:
+        yield from _resolve(path, value, names.models, "model")
 
 
 def _resolve(path: PathKey, value: Any, known: Iterable[str], what: str) -> Iterator[Finding]:
@@ -198,6 +226,10 @@ def _duplicates(path: PathKey, items: list[Any], field: str, what: str, show: bo
             yield Finding((*path, str(i), field), f"duplicate {what}{shown} (also at entry {seen[value]})")
         else:
             seen[value] = i
+
+
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")  # as ``models.is_name_pattern``: glob syntax
 
 
 def _mapping(value: Any) -> dict[str, Any]:

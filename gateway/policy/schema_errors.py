@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -46,13 +46,21 @@ _BOUNDS = {
 }
 
 
-def schema_issues(exc: ValidationError, root: type[BaseModel]) -> list[tuple[PathKey, str]]:
-    """One (path, message) per problem, paths as in the YAML document (union branch names removed)."""
+def schema_issues(exc: ValidationError, root: type[BaseModel],
+                  split: Callable[[str], PathKey] = lambda text: tuple(text.split("."))) -> list[tuple[PathKey, str]]:
+    """One (path, message) per problem, paths as in the YAML document (union branch names removed).
+
+    The whole-document validator reports several problems in one message, ``path: problem; path: problem``;
+    ``split`` turns such a dotted path back into the document's path (names may contain dots).
+    """
     missing: list[tuple[PathKey, str]] = []
     grouped: dict[PathKey, list[dict[str, Any]]] = {}
     for error in exc.errors():
         if error["type"] == "value_error" and not error["loc"]:
-            continue  # cross-references: reported, with their own places, by ``policy.references``
+            for part in str(error["msg"]).removeprefix("Value error, ").split("; "):
+                dotted, sep, problem = part.partition(": ")
+                missing.append((split(dotted), problem) if sep else ((), part))
+            continue
         path = _document_path(root, error["loc"])
         if error["type"] == "missing":  # reported where the key should have been: at its parent
             missing.append((path[:-1], f"the required key {path[-1]!r} is missing"))

@@ -3,8 +3,8 @@
 No I/O, no clock, no randomness: the same inputs give the same Decision, which is what makes the
 golden cases of ``gateway policy test`` and the explain endpoint trustworthy. Steps:
 
-1. The model name the client asked for selects its candidate deployments (unknown → 404; a team may
-   be limited to some model names → 403).
+1. The model name the client asked for selects its candidate deployments, directly or through an
+   alias or glob pattern of a model (unknown → 404; a team may be limited to some model names → 403).
 2. Rules are evaluated in order. Requirements of every matching rule add up; for each other effect
    the first matching rule that sets it wins; ``deny`` ends routing.
 3. Each candidate is kept or dropped with a reason: endpoint_unsupported, capability_missing,
@@ -19,12 +19,13 @@ golden cases of ``gateway policy test`` and the explain endpoint trustworthy. St
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.core.errors import ModelNotFound, PermissionDenied
 from gateway.core.types import CacheDirective, Decision, Dropped, RequestFacts, Target
 from gateway.policy.conditions import Requirement
 from gateway.policy.models import CacheSettings, Deployment, Objective, Policy
+from gateway.policy.prices import request_cost
 from gateway.routing.conditions import matches, unmet_requirement
 from gateway.routing.stats import DeploymentStats
 
@@ -61,9 +62,12 @@ def decide(
     decision_id: str = "",
     policy_version: str = "",
 ) -> Decision:
-    route = policy.models.get(facts.model)
-    if route is None:
+    name = policy.resolve_model(facts.model)
+    if name is None:
         raise ModelNotFound(f"The model `{facts.model}` does not exist or you do not have access to it.", param="model")
+    if name != facts.model:  # an alias: rules, team lists and the Decision speak of the model's own name
+        facts = replace(facts, model=name)
+    route = policy.models[name]
     team = policy.teams.get(facts.team)
     if team is not None and team.models is not None and facts.model not in team.models:
         raise PermissionDenied(f"Team `{facts.team}` may not use the model `{facts.model}`.", param="model")
@@ -81,8 +85,9 @@ def decide(
     dropped: list[Dropped] = []
     for name in route.deployments:
         dep = policy.deployments[name]
-        cost = expected_cost(dep, facts.prompt_tokens, expected_out)
-        latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), expected_out)
+        out = expected_out if dep.max_output_tokens is None else min(expected_out, dep.max_output_tokens)
+        cost = request_cost(dep, facts.prompt_tokens, out)
+        latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), out)
         reason = _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
             reason = ("unhealthy", "circuit breaker open")
@@ -144,17 +149,15 @@ def _technical_fit(dep: Deployment, facts: RequestFacts, margin: float) -> tuple
         needs = _FEATURE_NEEDS.get(feature)
         if needs and not any(c in dep.capabilities for c in needs):
             return "capability_missing", f"no {feature}"
-    needed = facts.prompt_tokens + (facts.max_output_tokens or 0)
+    # The executor never asks a deployment for more output than its cap (``executor.body_for``).
+    asked = facts.max_output_tokens or 0
+    output = asked if dep.max_output_tokens is None else min(asked, dep.max_output_tokens)
+    needed = facts.prompt_tokens + output
     # The prompt count is an estimate: drop only when even its low end does not fit. Closer to the window
     # the deployment keeps its place, and an upstream "context length exceeded" moves on to the next target.
-    if facts.prompt_tokens * (1 - margin) + (facts.max_output_tokens or 0) > dep.context_window:
+    if facts.prompt_tokens * (1 - margin) + output > dep.context_window:
         return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
     return None
-
-
-def expected_cost(dep: Deployment, prompt_tokens: int, output_tokens: int) -> float:
-    price_in, price_out = dep.price.per_mtok()
-    return (prompt_tokens * price_in + output_tokens * price_out) / 1_000_000
 
 
 def expected_latency_ms(dep: Deployment, stats: DeploymentStats, output_tokens: int) -> float:

@@ -28,8 +28,9 @@ from gateway.core.errors import (
 from gateway.core.hooks import ExecutorHooks
 from gateway.core.types import Decision, Endpoint
 from gateway.policy.models import Deployment
-from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply
 from gateway.routing.breaker import CircuitBreaker
+from gateway.routing.lease import StreamLease
 from gateway.routing.saturation import ConcurrencyGate
 from gateway.routing.stats import LiveStats
 
@@ -50,11 +51,11 @@ class Attempted:
 class Execution:
     deployment: Deployment
     reply: UpstreamReply | None = None
-    stream: UpstreamStream | None = None
+    stream: StreamLease | None = None
+    """A stream owns its connection, slot, probe and in-flight count until ``stream.aclose``."""
     upstream_seconds: float = 0.0
     started: float = 0.0
     failures: list[Attempted] = field(default_factory=list)
-    gate: ConcurrencyGate | None = None
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -104,9 +105,9 @@ class Executor:
                 failures.append(Attempted(dep.name, "saturated", last.summary()))
                 continue
             remaining = deadline - time.monotonic()
-            call = UpstreamCall(endpoint, {**body, "model": dep.model}, stream, request_id, _timeouts(dep, remaining))
+            call = UpstreamCall(endpoint, body_for(dep, body, endpoint), stream, request_id, _timeouts(dep, remaining))
             try:
-                execution = await self._with_retries(dep, providers[dep.name], call, deadline)
+                execution = await self._with_retries(dep, providers[dep.name], call, deadline, gate)
             except GatewayError as exc:
                 if gate is not None:
                     gate.release()
@@ -124,22 +125,20 @@ class Executor:
                 if gate is not None:
                     gate.release()
                 raise
-            if execution.stream is None:
-                if gate is not None:
-                    gate.release()
-            else:
-                execution.gate = gate  # held until the stream ends
+            if execution.stream is None and gate is not None:
+                gate.release()  # a stream's lease holds the slot until the stream ends
             execution.failures = failures
             return execution
         if last is None:
             raise NoRouteAvailable("no deployment could be tried before the request's deadline")
         raise _every_target_failed(last, failures, len(decision.targets))
 
-    async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+    async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float,
+                            gate: ConcurrencyGate | None) -> Execution:
         # The first attempt runs bare: building a retry controller for every request would cost the
         # hot path for the rare request that fails. tenacity takes over from the first failure.
         try:
-            return await self._attempt(dep, provider, call, deadline)
+            return await self._attempt(dep, provider, call, deadline, gate)
         except GatewayError as exc:
             if not exc.retryable or dep.retry.attempts < 2:
                 raise
@@ -153,7 +152,7 @@ class Executor:
             reraise=True,
             before_sleep=lambda state: self._hooks.retry(dep, _error_of(state)),  # type: ignore[arg-type]
         )
-        return await retrying(self._attempt, dep, provider, call, deadline)
+        return await retrying(self._attempt, dep, provider, call, deadline, gate)
 
     def _delay(self, dep: Deployment, attempt: int, exc: BaseException | None, deadline: float) -> float:
         """Full-jitter exponential backoff; a longer Retry-After wins (capped); never past the deadline."""
@@ -165,7 +164,8 @@ class Executor:
             raise exc or UpstreamUnavailable("deadline reached")  # no time to wait: move on
         return delay
 
-    async def _attempt(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+    async def _attempt(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float,
+                       gate: ConcurrencyGate | None) -> Execution:
         call.timeouts = _timeouts(dep, deadline - time.monotonic())
         breaker = self._breakers.get(dep.name)
         stats = self._stats
@@ -174,8 +174,9 @@ class Executor:
         self._hooks.upstream_started(dep.name)
         try:
             if call.stream:
-                stream = await provider.open_stream(call)
-                execution = Execution(dep, stream=stream, started=started)
+                upstream = await provider.open_stream(call)
+                lease = StreamLease(upstream, dep, started, gate=gate, breaker=breaker, stats=stats, hooks=self._hooks)
+                execution = Execution(dep, stream=lease, started=started)
             else:
                 reply = await provider.complete(call)
                 execution = Execution(dep, reply=reply, started=started)
@@ -208,29 +209,6 @@ class Executor:
                 breaker.record_success()
         return execution
 
-    def stream_finished(self, execution: Execution, *, ok: bool, ttft_s: float, output_tokens: int,
-                        error: GatewayError | None = None) -> None:
-        """Called by the stream relay when a stream handed out by ``execute`` ends."""
-        dep = execution.deployment
-        if execution.gate is not None:
-            execution.gate.release()
-            execution.gate = None
-        self._stats.finished(dep.name)
-        self._hooks.upstream_finished(dep.name)
-        total = time.monotonic() - execution.started
-        breaker = self._breakers.get(dep.name)
-        self._hooks.attempt(dep, total, error)
-        if ok:
-            self._stats.record_success(dep.name, total * 1000, ttft_s * 1000, output_tokens)
-            if breaker is not None:
-                breaker.record_success()
-        elif error is not None and error.fault == "provider":
-            self._stats.record_failure(dep.name)
-            if breaker is not None:
-                breaker.record_failure()
-        elif breaker is not None:
-            breaker.release_probe()
-
 
 def _every_target_failed(last: GatewayError, failures: list[Attempted], targets: int) -> GatewayError:
     """The last error (its status, type and Retry-After stand), restated to name every failed target
@@ -248,6 +226,23 @@ def _every_target_failed(last: GatewayError, failures: list[Attempted], targets:
 
 def _error_of(state: RetryCallState) -> BaseException | None:
     return state.outcome.exception() if state.outcome else None
+
+
+_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens")
+
+
+def body_for(dep: Deployment, body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The body as ``dep`` receives it: its model id, and never more output tokens than its cap."""
+    out = {**body, "model": dep.model}
+    cap = dep.max_output_tokens
+    if cap is None or endpoint is Endpoint.EMBEDDINGS:
+        return out
+    asked = [name for name in _OUTPUT_FIELDS if isinstance(out.get(name), int)]
+    for name in asked:
+        out[name] = min(out[name], cap)
+    if not asked:
+        out["max_completion_tokens" if dep.type == "openai" and endpoint is Endpoint.CHAT else "max_tokens"] = cap
+    return out
 
 
 def _timeouts(dep: Deployment, remaining: float) -> Timeouts:

@@ -1,0 +1,207 @@
+"""The shapes the OpenAPI document describes: OpenAI's request and response bodies, the error envelope.
+
+Documentation only: the proxy routes validate bodies by hand (``protocols/openai.py``, several times
+cheaper than building these models per request) and forward unknown fields, so every model here allows
+extra fields. What the document says must still be true: ``tests/api/test_openapi.py`` and the
+schemathesis suite check the gateway's answers against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong, in words a client can act on.")
+    type: str = Field(description="OpenAI's error type: invalid_request_error, permission_error, requests, tokens, "
+                      "insufficient_quota, server_error, upstream_error, timeout_error.")
+    param: str | None = Field(default=None, description="The request field at fault, when there is one.")
+    code: str | None = Field(default=None, description="A stable code, e.g. model_not_found, invalid_api_key, no_route.")
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error the gateway returns, in OpenAI's envelope (so the SDKs raise their usual exceptions)."""
+
+    error: ErrorDetail
+
+
+# --- requests ----------------------------------------------------------------------------------------
+
+
+class ChatMessage(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = Field(
+        default=None, description="Text, or content parts (`text`, `image_url`, `input_audio`, `file`...).")
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(_Open):
+    include_usage: bool | None = None
+
+
+class FunctionTool(_Open):
+    type: str = "function"
+    function: dict[str, Any] = Field(description="`name` (required), `description`, `parameters` (JSON schema).")
+
+
+class ResponseFormat(_Open):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatCompletionRequest(_Open):
+    """OpenAI's chat completion request. Unknown fields are forwarded to OpenAI-compatible upstreams."""
+
+    model: str = Field(min_length=1, description="A model name of the policy (`GET /v1/models`).")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    tools: list[FunctionTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class CompletionRequest(_Open):
+    """OpenAI's legacy completion request."""
+
+    model: str = Field(min_length=1)
+    prompt: str | list[str] | list[int] | list[list[int]]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stop: str | list[str] | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    seed: int | None = None
+
+
+class EmbeddingRequest(_Open):
+    """OpenAI's embeddings request."""
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]] = Field(description="Text(s) or token ids, never empty.")
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+# --- answers -----------------------------------------------------------------------------------------
+
+
+class Usage(_Open):
+    prompt_tokens: int
+    completion_tokens: int | None = None
+    total_tokens: int
+
+
+class ChatChoice(_Open):
+    index: int
+    message: dict[str, Any] = Field(description="`role: assistant`, `content`, `tool_calls`, `refusal`.")
+    finish_reason: str | None
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatCompletion(_Open):
+    """A chat completion (with `stream: true`: `text/event-stream` of `chat.completion.chunk` events)."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage | None = None
+
+
+class CompletionChoice(_Open):
+    index: int
+    text: str
+    finish_reason: str | None
+    logprobs: dict[str, Any] | None = None
+
+
+class Completion(_Open):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class Embedding(_Open):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="Floats, or base64 of little-endian float32 with "
+                                         "`encoding_format: base64`.")
+
+
+class EmbeddingList(_Open):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class ExplainAnswer(BaseModel):
+    """The routing decision the gateway would take, and the request facts it was taken on."""
+
+    decision: dict[str, Any] = Field(description="Targets in order, every dropped candidate with its reason, "
+                                     "the rules that fired, the objective, cache directive, requirements.")
+    facts: dict[str, Any] = Field(description="Model, team, key name, data class, detected kinds of sensitive "
+                                  "data, prompt tokens (estimated), features, stream.")
+
+
+class ReloadAnswer(BaseModel):
+    reloaded: bool
+    message: str = Field(description="The active version, or the file's errors at file:line:column.")
+
+
+class SpendAnswer(BaseModel):
+    """USD spent in one UTC day or month, per key name, team and deployment."""
+
+    period: Literal["day", "month"]
+    date: str = Field(description="YYYYMMDD or YYYYMM.")
+    key: dict[str, float]
+    team: dict[str, float]
+    deployment: dict[str, float]
+
+
+class ReadyAnswer(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="`policy`, `redis` (`ok` or `degraded …`: still ready), `shutdown`.")
