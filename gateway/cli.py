@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, simulate, and policy tooling (check, test, explain)."""
+"""The ``gateway`` command: serve, simulate, and policy tooling (check, test, explain, simulate)."""
 
 from __future__ import annotations
 
@@ -62,19 +62,38 @@ def _parser() -> argparse.ArgumentParser:
 
     policy = sub.add_parser("policy", help="check, test and explain policy files")
     psub = policy.add_subparsers(title="policy commands", metavar="ACTION")
-    check = psub.add_parser("check", help="validate policy files; prints file:line:column for every problem")
+    check = psub.add_parser("check", help="find every mistake in policy files, each as file:line:column",
+                            description="Validate policy files: schema, environment, every name a rule mentions, rules "
+                                        "that never match or are shadowed, requirements that change nothing. Exit 0: no "
+                                        "errors (warnings and notes are printed apart); 1: errors.")
     check.add_argument("paths", nargs="+")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too (exit 1)")
     check.set_defaults(func=_policy_check)
     test = psub.add_parser("test", help="run the golden cases of policy files")
     test.add_argument("paths", nargs="+")
     test.set_defaults(func=_policy_test)
     explain = psub.add_parser("explain", help="show the routing decision for a request body, calling no upstream")
     explain.add_argument("path")
-    explain.add_argument("--request", required=True, help="JSON file with a chat completion body ('-' for stdin)")
-    explain.add_argument("--team")
-    explain.add_argument("--key", help="API key name (as in the policy) the request comes with")
+    explain.add_argument("--request", required=True,
+                         help="JSON file with a chat completion body, e.g. {\"model\": \"auto\", \"messages\": "
+                              "[{\"role\": \"user\", \"content\": \"Hi\"}]} ('-' for stdin)")
+    explain.add_argument("--team", help="the caller's team (must exist in the policy)")
+    explain.add_argument("--key", help="API key name (as in the policy) the request comes with; implies its team")
     explain.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     explain.set_defaults(func=_policy_explain)
+    simulate = psub.add_parser(
+        "simulate", help="replay recorded traffic through a candidate policy: routes, denials, cost, SLOs",
+        description="Replay recorded traffic through CANDIDATE with the routing engine, calling no upstream, and "
+                    "report per team, model and rule: route changes, requests denied or left without a route, "
+                    "recorded vs projected cost vs the all-vendor baseline (reference_model), and latency SLOs.")
+    simulate.add_argument("candidate", metavar="CANDIDATE.yaml")
+    simulate.add_argument("--traffic", required=True, metavar="FILE",
+                          help="the gateway's JSON access log, or JSONL of OpenAI request bodies "
+                               "(optionally {\"request\": {...}, \"team\": ..., \"key\": ...})")
+    simulate.add_argument("--baseline", metavar="CURRENT.yaml",
+                          help="compare with this policy's decisions instead of the recorded routes")
+    simulate.add_argument("--json", action="store_true", help="the same report as one JSON object")
+    simulate.set_defaults(func=_policy_simulate)
     schema = psub.add_parser("schema", help="print the policy JSON schema")
     schema.set_defaults(func=_policy_schema)
     reference = psub.add_parser("reference", help="print the policy reference (Markdown)")
@@ -157,74 +176,27 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
-    from gateway.policy.loader import PolicyError, load_policy
+    from gateway import policy_commands
 
-    failed = False
-    for path in args.paths:
-        try:
-            loaded = load_policy(path)
-        except PolicyError as exc:
-            failed = True
-            print(exc)
-            continue
-        p = loaded.policy
-        from gateway.routing.lint import unsatisfiable
-
-        for warning in unsatisfiable(p):
-            print(f"{path}: warning: {warning}")
-        print(f"{path}: ok — policy {p.name!r} version {loaded.version}: {len(p.deployments)} deployments, "
-              f"{len(p.models)} models, {len(p.rules)} rules, {len(p.keys)} keys, {len(p.tests)} golden cases")
-    return 1 if failed else 0
+    return policy_commands.check(args.paths, strict=args.strict)
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from gateway.policy.loader import PolicyError, load_policy
-    from gateway.routing.golden import run_golden
+    from gateway import policy_commands
 
-    failed = 0
-    total = 0
-    for path in args.paths:
-        try:
-            loaded = load_policy(path)
-        except PolicyError as exc:
-            print(exc)
-            failed += 1
-            continue
-        for result in run_golden(loaded.policy):
-            total += 1
-            if result.passed:
-                print(f"PASS {path} :: {result.case.name}")
-            else:
-                failed += 1
-                print(f"FAIL {path} :: {result.case.name}")
-                for problem in result.problems:
-                    print(f"     - {problem}")
-    print(f"{total - failed if total >= failed else 0} passed, {failed} failed")
-    return 1 if failed else 0
+    return policy_commands.test(args.paths)
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
-    from gateway.core.errors import GatewayError
-    from gateway.policy.loader import PolicyError, load_policy
-    from gateway.policy.models import GoldenCase
-    from gateway.routing.golden import decide_case
+    from gateway import policy_commands
 
-    try:
-        loaded = load_policy(args.path)
-    except PolicyError as exc:
-        print(exc)
-        return 1
-    raw = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
-    headers = dict(h.split(":", 1) for h in args.header)
-    case = GoldenCase(name="explain", request=json.loads(raw), team=args.team, key=args.key,
-                      headers={k.strip(): v.strip() for k, v in headers.items()})
-    try:
-        decision = decide_case(loaded.policy, case, version=loaded.version)
-    except GatewayError as exc:
-        print(json.dumps(exc.to_dict(), indent=2))
-        return 1
-    print(json.dumps(decision.to_dict(), indent=2))
-    return 0
+    return policy_commands.explain(args.path, args.request, team=args.team, key=args.key, headers=args.header)
+
+
+def _policy_simulate(args: argparse.Namespace) -> int:
+    from gateway import policy_commands
+
+    return policy_commands.simulate(args.candidate, args.traffic, baseline=args.baseline, as_json=args.json)
 
 
 def _policy_schema(args: argparse.Namespace) -> int:
@@ -236,8 +208,9 @@ def _policy_schema(args: argparse.Namespace) -> int:
 
 def _policy_reference(args: argparse.Namespace) -> int:
     from gateway.policy.reference import render
+    from gateway.providers.registry import DEFAULT_API_BASES
 
-    sys.stdout.write(render())
+    sys.stdout.write(render(DEFAULT_API_BASES))
     return 0
 
 

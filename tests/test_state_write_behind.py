@@ -11,7 +11,7 @@ from gateway.state.cache import ResponseCache
 from gateway.state.ratelimit import RateLimiter
 from gateway.state.redis_backend import RedisBackend
 from gateway.state.write_behind import WriteBehind
-from tests.test_state_support import REDIS_URL, require_redis
+from tests.test_state_support import redis_url, require_redis
 
 
 async def test_writes_are_gathered_into_batches_and_drained() -> None:
@@ -42,7 +42,7 @@ async def test_a_failing_flush_never_raises_into_the_caller() -> None:
 async def test_cache_fills_and_rate_corrections_reach_redis_in_batches() -> None:
     require_redis()
     prefix = f"gw:test:{uuid.uuid4().hex}:"
-    backend = RedisBackend(REDIS_URL, prefix=prefix, timeout=5)
+    backend = RedisBackend(redis_url(), prefix=prefix, timeout=5)
     try:
         cache = ResponseCache(backend)
         plans = [cache.plan("chat", {"model": "m", "seed": i, "messages": []}, {}, CacheDirective(True, 60),

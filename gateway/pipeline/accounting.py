@@ -20,6 +20,8 @@ from gateway.policy.prices import request_cost
 from gateway.routing.executor import Execution
 from gateway.state import StateService
 
+_CREDENTIAL_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"))
+
 
 class Accounting:
     def __init__(self, recorder: MetricsRecorder, access_log: AccessLog, state: StateService) -> None:
@@ -66,7 +68,8 @@ class Accounting:
             endpoint=call.endpoint.value, model=_model_name(call), team=team,
             outcome=outcome, duration_s=duration, upstream_s=execution.upstream_seconds if execution else 0.0,
             ttft_s=ttft, deployment=dep, usage=usage, cost_usd=cost, reference_cost_usd=reference,
-            rule=call.decision.rule if call.decision else "default", error=error, cache=call.cache_result,
+            rule=call.decision.rule if call.decision else "default", error=error,
+            cache=call.cache_result if call.cache_result != "off" else None,  # the metric counts lookups only
         )
         self.recorder.request_done(o)
         if dep is not None and identity is not None and cost > 0:
@@ -90,10 +93,23 @@ def _log_entry(call: Call, o: Outcome, execution: Execution | None, served_by: s
         "rule": o.rule, "policy_version": decision.policy_version if decision else None,
         "cache": call.cache_result,
     }
-    if call.facts is not None:
-        entry["data_class"] = call.facts.data_class
-        entry["detected"] = list(call.facts.detected)
-        entry["prompt_tokens_est"] = call.facts.prompt_tokens
+    facts = call.facts
+    if facts is not None:
+        # The request facts routing decided on, so `gateway policy simulate` can replay this line through
+        # another policy. Never prompt text; headers only those rules name, never credentials.
+        entry.update(
+            data_class=facts.data_class, detected=list(facts.detected), prompt_tokens_est=facts.prompt_tokens,
+            max_output_tokens=facts.max_output_tokens, features=sorted(facts.features), stream=facts.stream,
+        )
+        headers = {k: v for k, v in facts.headers.items() if k not in _CREDENTIAL_HEADERS}
+        if headers:
+            entry["headers"] = headers
+        named = call.snapshot.facts.metadata_keys if call.snapshot is not None else ()
+        metadata = {k: str(facts.metadata[k])[:64] for k in named if k in facts.metadata}
+        if metadata:
+            entry["metadata"] = metadata
+        if facts.budget_pacing:
+            entry["budget_pacing"] = True
     if decision is not None:
         entry["targets"] = [t.deployment for t in decision.targets]
         entry["dropped"] = [f"{d.deployment}:{d.reason}" for d in decision.dropped]
@@ -107,7 +123,9 @@ def _log_entry(call: Call, o: Outcome, execution: Execution | None, served_by: s
     if execution is not None:
         entry["upstream_ms"] = round(execution.upstream_seconds * 1000, 3)
         if execution.failures:
-            entry["fallbacks"] = [f"{f.deployment}:{f.error}" for f in execution.failures]
+            entry["fallbacks"] = [str(f) for f in execution.failures]
+    elif o.error is not None and o.error.failures:
+        entry["fallbacks"] = list(o.error.failures)  # every target failed: which, and how
     if o.error is not None:
         entry.update(error_type=o.error.kind, fault=o.error.fault)
     return entry

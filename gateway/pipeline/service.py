@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateway.core.errors import GatewayError, NoRouteAvailable, PolicyDenied
+from gateway.core.errors import GatewayError, PolicyDenied
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
@@ -27,6 +27,7 @@ from gateway.pipeline.stream_meters import meter_for
 from gateway.pipeline.stream_relay import CachedStream, StreamRelay
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
+from gateway.routing.no_route import no_route_error
 from gateway.routing.runtime import Runtime
 from gateway.state import CacheEntry, StateService, StreamCapture, stream_from_completion
 
@@ -73,9 +74,7 @@ class ProxyService:
                 raise PolicyDenied(f"Request denied by policy rule `{decision.rule}`: {decision.denied}",
                                    headers=self._route_headers(call))
             if not decision.targets:
-                reasons = "; ".join(f"{d.deployment}: {d.reason} ({d.detail})" for d in decision.dropped)
-                raise NoRouteAvailable(f"No deployment of `{decision.model}` can serve this request: {reasons}",
-                                       headers=self._route_headers(call))
+                raise no_route_error(decision, self._route_headers(call))
             entry = await self._admit(call, inbound.body, headers)
             if entry is not None:
                 return self._from_cache(call, dialect, inbound, entry)
@@ -93,6 +92,8 @@ class ProxyService:
             self.accounting.finish(call, "denied" if isinstance(exc, PolicyDenied) else "error", error=exc)
             for name, value in self._route_headers(call).items():
                 exc.headers.setdefault(name, value)
+            if exc.failures:
+                exc.headers.setdefault("x-gateway-fallbacks", ",".join(exc.failures))
             raise
         except asyncio.CancelledError:
             # The client went away and the upstream call was cancelled with us. If it had been sent, the
@@ -178,7 +179,7 @@ class ProxyService:
             headers["x-gateway-deployment"] = execution.deployment.name
             headers["x-gateway-hosting"] = execution.deployment.hosting
             if execution.failures:
-                headers["x-gateway-fallbacks"] = ",".join(f"{f.deployment}:{f.error}" for f in execution.failures)
+                headers["x-gateway-fallbacks"] = ",".join(str(f) for f in execution.failures)
             if execution.request is not None and execution.request.note:
                 headers["x-gateway-translation"] = execution.request.note
         return headers

@@ -218,6 +218,14 @@ class Defaults(_Strict):
     expected_output_tokens: int = Field(default=256, ge=1, description="Assumed output length when a request sets no max.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Response cache, unless a rule says otherwise.")
     max_fallbacks: int = Field(default=3, ge=0, description="Targets after the primary the executor may try.")
+    token_estimate_margin: float = Field(
+        default=0.25, ge=0, lt=1,
+        description="How far the prompt-token estimate may be off, as a fraction. A deployment is dropped as "
+        "`context_too_small` only when even the estimate less this margin does not fit its window; nearer the window "
+        "it keeps its place and, should the upstream answer that the prompt is too long, the next target is tried. "
+        "This errs towards the smaller-windowed, cheaper self-hosted models (the estimate follows OpenAI's tokenizer, "
+        "within ~10% on English and code; Qwen and DeepSeek need about half as many tokens for Chinese).",
+    )
     detect_sensitive_data: bool = Field(default=True, description="Scan prompts for personal data and secrets (raises the data class).")
     sensitive_data_class: DataClass = Field(default="confidential", description="Data class a request is raised to when sensitive data is found.")
     data_class_header: str = Field(default="x-data-class", description="Request header declaring the data class (it can raise the team's default, never lower it).")

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import (
+    CONTEXT_LENGTH_EXCEEDED,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimited,
@@ -31,6 +32,7 @@ from gateway.core.types import Usage
 from gateway.providers.base import UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.registry import ProviderContext
 from gateway.providers.retry_after import retry_after_seconds
+from gateway.providers.upstream_errors import context_length_exceeded
 from gateway.simulator import CUT_CONNECTION, SimConfig, SimResponse, Simulator
 from gateway.simulator.wire import DONE_EVENT
 
@@ -161,7 +163,8 @@ class SimulatedProvider:
             raise UpstreamTimeout(message)
         if status >= 500:
             raise UpstreamError(message)
-        raise UpstreamStatusError(message, status=status, type_=error.get("type"), param=error.get("param"))
+        code = CONTEXT_LENGTH_EXCEEDED if status == 400 and context_length_exceeded(error) else None
+        raise UpstreamStatusError(message, status=status, type_=error.get("type"), param=error.get("param"), code=code)
 
 
 def _error_fields(body: bytes) -> dict[str, Any]:

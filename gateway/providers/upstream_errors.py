@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import orjson
 
 from gateway.core.errors import (
+    CONTEXT_LENGTH_EXCEEDED,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamStatusError,
@@ -30,11 +31,40 @@ def upstream_message(body: bytes, secret: str = "") -> str:
             message = error
         elif isinstance(parsed, dict) and "detail" in parsed:
             message = str(parsed["detail"])
+        elif isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+            message = parsed["message"]  # older vLLM and SGLang: the error object is the body
     except orjson.JSONDecodeError:
         message = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip()
     if secret and len(secret) >= 6:
         message = message.replace(secret, "***")
     return message[:_MAX_MESSAGE]
+
+
+def context_length_exceeded(error: object) -> bool:
+    """Whether an upstream's error object says the prompt does not fit its context window.
+
+    OpenAI says so with ``code: context_length_exceeded`` and llama.cpp with ``type:
+    exceed_context_size_error``; vLLM and SGLang give no code, only their fixed sentence ("This
+    model's maximum context length is N tokens"), so for them the sentence is the signal.
+    """
+    if not isinstance(error, dict):
+        return False
+    if error.get("code") == CONTEXT_LENGTH_EXCEEDED or error.get("type") == "exceed_context_size_error":
+        return True
+    message = error.get("message")
+    return isinstance(message, str) and "maximum context length" in message
+
+
+def _error_object(body: bytes) -> object:
+    """The error object: ``{"error": {...}}`` (OpenAI, newer vLLM), or the body itself (older vLLM and
+    SGLang answer ``{"object": "error", "message": ..., "type": ..., "code": 400}``)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return parsed["error"] if isinstance(parsed.get("error"), dict) else parsed
 
 
 def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, str], secret: str = "") -> UpstreamError:
@@ -46,7 +76,8 @@ def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, 
         return UpstreamTimeout(f"deployment {name!r} timed out (upstream {status}){said}")
     if status in (401, 403):
         # The gateway's own credentials were refused: a configuration problem, never the caller's key.
-        err = UpstreamError(f"deployment {name!r} refused the gateway's credentials (upstream {status})")
+        err = UpstreamError(f"deployment {name!r} refused the gateway's credentials (upstream {status})",
+                            code="upstream_auth_failed")
         err.retryable = True
         return err
     if status == 503:
@@ -55,4 +86,7 @@ def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, 
         err = UpstreamError(f"deployment {name!r} failed (upstream {status}){said}")
         err.retryable = status in (500, 502)
         return err
+    if status == 400 and context_length_exceeded(_error_object(body)):
+        return UpstreamStatusError(f"deployment {name!r} cannot take a prompt this long{said}", status=400,
+                                   type_="invalid_request_error", code=CONTEXT_LENGTH_EXCEEDED)
     return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status)

@@ -88,7 +88,7 @@ def decide(
         out = expected_out if dep.max_output_tokens is None else min(expected_out, dep.max_output_tokens)
         cost = request_cost(dep, facts.prompt_tokens, out)
         latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), out)
-        reason = _technical_fit(dep, facts)
+        reason = _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
             reason = ("unhealthy", "circuit breaker open")
         if reason is None and fx.max_price_usd is not None and cost > fx.max_price_usd:
@@ -142,7 +142,7 @@ def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[s
     return fx, tuple(fired)
 
 
-def _technical_fit(dep: Deployment, facts: RequestFacts) -> tuple[str, str] | None:
+def _technical_fit(dep: Deployment, facts: RequestFacts, margin: float) -> tuple[str, str] | None:
     endpoint = facts.endpoint
     if endpoint.value not in dep.endpoints and not (endpoint.translates_to_chat and "chat" in dep.endpoints):
         return "endpoint_unsupported", f"does not serve {endpoint.value}"
@@ -152,8 +152,11 @@ def _technical_fit(dep: Deployment, facts: RequestFacts) -> tuple[str, str] | No
             return "capability_missing", f"no {feature}"
     # The executor never asks a deployment for more output than its cap (``executor.body_for``).
     asked = facts.max_output_tokens or 0
-    needed = facts.prompt_tokens + (asked if dep.max_output_tokens is None else min(asked, dep.max_output_tokens))
-    if needed > dep.context_window:
+    output = asked if dep.max_output_tokens is None else min(asked, dep.max_output_tokens)
+    needed = facts.prompt_tokens + output
+    # The prompt count is an estimate: drop only when even its low end does not fit. Closer to the window
+    # the deployment keeps its place, and an upstream "context length exceeded" moves on to the next target.
+    if facts.prompt_tokens * (1 - margin) + output > dep.context_window:
         return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
     return None
 

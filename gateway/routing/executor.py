@@ -39,6 +39,12 @@ from gateway.routing.stats import LiveStats
 class Attempted:
     deployment: str
     error: str
+    """Bounded error name (``UpstreamTimeout``, ``breaker_open``): the header and the access log carry it."""
+    detail: str = ""
+    """What happened, in the gateway's own words (``timed out``): the client's error message carries it."""
+
+    def __str__(self) -> str:
+        return f"{self.deployment}:{self.error}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +116,15 @@ class Executor:
             request = request_for(dep)
             breaker = self._breakers.get(dep.name)
             if breaker is not None and not breaker.allow():
-                last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)")
-                failures.append(Attempted(dep.name, "breaker_open"))
+                last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)", code="breaker_open")
+                failures.append(Attempted(dep.name, "breaker_open", last.summary()))
                 continue
             gate = self._gates.get(dep.name)
             if gate is not None and not await gate.acquire(dep.queue_timeout_ms / 1000):
                 if breaker is not None:
                     breaker.release_probe()
-                last = UpstreamUnavailable(f"deployment {dep.name!r} is at its concurrency limit")
-                failures.append(Attempted(dep.name, "saturated"))
+                last = UpstreamUnavailable(f"deployment {dep.name!r} is at its concurrency limit", code="saturated")
+                failures.append(Attempted(dep.name, "saturated", last.summary()))
                 continue
             remaining = deadline - time.monotonic()
             call = UpstreamCall(request.endpoint, request.body, stream, request_id, _timeouts(dep, remaining))
@@ -127,10 +133,13 @@ class Executor:
             except GatewayError as exc:
                 if gate is not None:
                     gate.release()
-                failures.append(Attempted(dep.name, exc.kind))
+                failures.append(Attempted(dep.name, exc.kind, exc.summary()))
                 last = exc
-                if not exc.retryable:
-                    raise  # about the request itself: another deployment would refuse it too
+                if not exc.tries_next_target:
+                    # About the request itself: another deployment would refuse it too. The upstream's
+                    # own message says what to fix; the targets tried before are recorded.
+                    exc.failures = tuple(str(f) for f in failures[:-1])
+                    raise
                 if deadline - time.monotonic() <= 0:
                     break
                 continue
@@ -145,7 +154,7 @@ class Executor:
             return execution
         if last is None:
             raise NoRouteAvailable("no deployment could be tried before the request's deadline")
-        raise last
+        raise _every_target_failed(last, failures, len(decision.targets))
 
     async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float,
                             gate: ConcurrencyGate | None) -> Execution:
@@ -222,6 +231,20 @@ class Executor:
             if breaker is not None:
                 breaker.record_success()
         return execution
+
+
+def _every_target_failed(last: GatewayError, failures: list[Attempted], targets: int) -> GatewayError:
+    """The last error (its status, type and Retry-After stand), restated to name every failed target
+    in the gateway's words: an upstream's or a library's text (reprs, addresses) never reaches the client."""
+    listed = "; ".join(f"{f.deployment}: {f.detail or f.error}" for f in failures)
+    untried = targets - len(failures)
+    tail = f" ({untried} more not tried: the request's deadline passed)" if untried > 0 else ""
+    if len(failures) == 1 and not tail:
+        last.restate(f"The only target failed: {listed}.")
+    else:
+        last.restate(f"All {len(failures)} targets tried failed: {listed}.{tail}")
+    last.failures = tuple(str(f) for f in failures)
+    return last
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

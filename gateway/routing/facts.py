@@ -74,7 +74,9 @@ class FactsBuilder:
         self._detector = SensitiveDataDetector() if defaults.detect_sensitive_data else None
         self._header = defaults.data_class_header.lower()
         self._raise_to = defaults.sensitive_data_class
-        self._wanted_headers = _headers_named_by_rules(policy) | {self._header}
+        self._wanted_headers = _named_by_rules(policy, "headers") | {self._header}
+        self.metadata_keys = tuple(sorted(_named_by_rules(policy, "metadata")))
+        """Metadata keys the rules look at: the only ones the access log records."""
 
     def build(
         self,
@@ -127,13 +129,14 @@ class FactsBuilder:
         )
 
 
-def _headers_named_by_rules(policy: Policy) -> set[str]:
+def _named_by_rules(policy: Policy, field: str) -> set[str]:
+    """The header or metadata names (``field``) the policy's rules look at, nested conditions included."""
     names: set[str] = set()
 
     def walk(cond: Any) -> None:
         if cond is None:
             return
-        names.update(cond.headers or {})
+        names.update(getattr(cond, field) or {})
         for nested in (cond.all or ()) + (cond.any or ()):
             walk(nested)
         walk(cond.not_)
