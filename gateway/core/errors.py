@@ -17,6 +17,7 @@ that renders them, as ``{"error": {"message", "type", "param", "code"}}`` or as 
     ├── NoRouteAvailable              503 (code no_route)         policy
     └── UpstreamError                 502 upstream_error          provider   (retryable)
         ├── UpstreamStatusError       status the upstream gave (4xx passed through, not retryable)
+        │   └── ContextLengthExceeded 400 (code context_length_exceeded): falls back, never retried
         ├── UpstreamRateLimited       429, carries retry_after
         ├── UpstreamUnavailable       503 (connect refused, breaker open, saturated)
         ├── UpstreamTimeout           504 (connect, first byte, idle gap, total)
@@ -35,6 +36,8 @@ class GatewayError(Exception):
     type: str = "server_error"
     code: str | None = None
     retryable: bool = False
+    falls_back: bool = False
+    """Not worth retrying on the same deployment, but another target may serve the request."""
     fault: str = "gateway"
 
     def __init__(
@@ -139,6 +142,16 @@ class UpstreamStatusError(UpstreamError):
             self.type = type_
         # A 4xx from a well-behaved upstream is about the request, i.e. the caller's doing.
         self.fault = "caller" if 400 <= status < 500 else "provider"
+
+
+class ContextLengthExceeded(UpstreamStatusError):
+    """The upstream's context window is smaller than this request: a target with a larger one may serve it."""
+
+    code = "context_length_exceeded"
+    falls_back = True
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, status=400, type_="invalid_request_error", **kw)
 
 
 class UpstreamRateLimited(UpstreamError):

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import orjson
 
 from gateway.core.errors import (
+    ContextLengthExceeded,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamStatusError,
@@ -16,6 +17,18 @@ from gateway.core.errors import (
 from gateway.providers.retry_after import retry_after_seconds
 
 _MAX_MESSAGE = 500
+# How servers say "the prompt does not fit": llama.cpp's error type, OpenAI's (and compatible servers') code.
+_CONTEXT_TYPES = frozenset({"exceed_context_size_error"})
+_CONTEXT_CODES = frozenset({"context_length_exceeded"})
+
+
+def _error_object(body: bytes) -> dict[str, object]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 def upstream_message(body: bytes, secret: str = "") -> str:
@@ -51,8 +64,15 @@ def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, 
         return err
     if status == 503:
         return UpstreamUnavailable(f"deployment {name!r} is unavailable{said}")
+    if status in (400, 413):
+        error = _error_object(body)
+        if error.get("type") in _CONTEXT_TYPES or error.get("code") in _CONTEXT_CODES:
+            return ContextLengthExceeded(f"deployment {name!r}: the request does not fit its context window{said}",
+                                         param="messages")
     if status >= 500:
         err = UpstreamError(f"deployment {name!r} failed (upstream {status}){said}")
         err.retryable = status in (500, 502)
         return err
-    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status)
+    # A 400 is about the request itself, which OpenAI's clients know as invalid_request_error.
+    type_ = "invalid_request_error" if status in (400, 422) else None
+    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status, type_=type_)

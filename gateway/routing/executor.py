@@ -120,7 +120,7 @@ class Executor:
                     gate.release()
                 failures.append(Attempted(dep.name, exc.kind))
                 last = exc
-                if not exc.retryable:
+                if not exc.retryable and not exc.falls_back:
                     raise  # about the request itself: another deployment would refuse it too
                 if deadline - time.monotonic() <= 0:
                     break
