@@ -137,6 +137,7 @@ def test_where_the_load_page_is(api_base: str | None, source: str, url: str | No
                      load_source={"type": source, **extra})
     address = source_address(dep)
     assert (address.origin, address.path, address.props_path) == expected
+    assert address.slots_path == (expected[2].replace("/props", "/slots") if expected[2] else None)
 
 
 @pytest.mark.parametrize("url", ["ftp://h/metrics", "/metrics", "http:///metrics", "metrics-host:9000"])
@@ -174,8 +175,9 @@ models:
 
                 async with busy(sim, 3):
                     await asyncio.sleep(0.3)  # a few poll intervals
-                    for _, _, sharing in replicas:
-                        await sharing.once()
+                    for _ in range(2):  # publish, then fetch what the other published
+                        for _, _, sharing in replicas:
+                            await sharing.once()
                     for runtime, _, _ in replicas:
                         for name in ("a", "b"):
                             estimate = runtime.stats.server_estimate(name)

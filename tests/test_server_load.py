@@ -11,6 +11,7 @@ from gateway.routing.queueing import queue_wait_ms
 from gateway.routing.server_load import (
     LoadPageError,
     ServerLoad,
+    kv_usage_from_slots,
     prometheus_samples,
     read_page,
     total_slots_from_props,
@@ -69,11 +70,33 @@ sglang:token_usage{engine_type="unified",model_name="meta-llama/Llama-3.1-8B-Ins
     ("vllm", VLLM_V0_PAGE, ServerLoad(1, 0, None, 0.25, 7.0)),
     ("sglang", SGLANG_PAGE, ServerLoad(12, 5, None, 0.28, 7.0)),
     ("llamacpp_slots", b'[{"id":0,"n_ctx":2048,"is_processing":true},{"id":1,"n_ctx":2048,"is_processing":false}]',
-     ServerLoad(1, 0, 2, None, 7.0)),
+     ServerLoad(1, 0, 2, 0.0, 7.0)),
 ])
 def test_each_server_page_reads_as_load(kind: str, page: str | bytes, expected: ServerLoad) -> None:
     body = page.encode() if isinstance(page, str) else page
     assert read_page(kind, body, at=7.0) == expected
+
+
+# llama-server's /slots as it answers (fields trimmed): slot 1 busy with a 41-token prompt, 983 tokens generated;
+# slot 0 idle though it keeps an earlier prompt cached.
+SLOTS_PAGE = b"""[
+ {"id":0,"n_ctx":2048,"speculative":false,"is_processing":false,"id_task":12,"n_prompt_tokens":900,
+  "next_token":[{"has_next_token":false,"n_remain":-1,"n_decoded":100}]},
+ {"id":1,"n_ctx":2048,"speculative":false,"is_processing":true,"id_task":43,"n_prompt_tokens":41,
+  "params":{"n_predict":2000},"next_token":[{"has_next_token":true,"has_new_line":false,"n_remain":1017,"n_decoded":983}]}
+]"""
+
+
+@pytest.mark.parametrize("body, expected", [
+    (SLOTS_PAGE, (41 + 983) / 4096),
+    (b'[{"id":0,"n_ctx":2048,"is_processing":true}]', 0.0),               # just started: nothing counted yet
+    (b'[{"id":0,"n_ctx":0,"is_processing":true,"n_prompt_tokens":5}]', None),  # no context size to compare with
+    (b'[{"id":0,"n_ctx":10,"is_processing":true,"n_prompt_tokens":50}]', 1.0),
+    (b'[{"id":0,"n_ctx":100,"is_processing":true,"n_prompt_tokens":"50","next_token":"x"}]', 0.0),
+])
+def test_kv_usage_from_slots(body: bytes, expected: float | None) -> None:
+    usage = kv_usage_from_slots(body)
+    assert usage == pytest.approx(expected) if expected is not None else usage is None
 
 
 def test_slot_count_given_by_the_policy_is_kept() -> None:

@@ -2,7 +2,8 @@
 
 One task per deployment with a ``load_source``, every ``interval_seconds``: GET the page, read it
 (``server_load.read_page``), ``stats.record_load``. llama-server's slot count comes from its ``/props``
-(``total_slots``), read once. A failed poll is logged once per streak; once the last good reading is
+(``total_slots``), read once; when its /metrics has no KV-cache gauge (current builds), its ``/slots``
+page gives the context in use (one more GET per poll; skipped if the server disables that page). A failed poll is logged once per streak; once the last good reading is
 older than ``max_age_seconds`` it is dropped, and the engine plans as if the server were idle again
 (breakers and timeouts still guard it).
 
@@ -15,6 +16,7 @@ moves to another process within the shared statistics' TTL. Without sharing, eve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,7 +26,13 @@ from urllib.parse import urlsplit
 from gateway.policy.models import Deployment, LoadSource
 from gateway.providers.http1 import ConnectionClosed, MalformedResponse, Pool
 from gateway.providers.registry import DEFAULT_API_BASES
-from gateway.routing.server_load import LoadPageError, ServerLoad, read_page, total_slots_from_props
+from gateway.routing.server_load import (
+    LoadPageError,
+    ServerLoad,
+    kv_usage_from_slots,
+    read_page,
+    total_slots_from_props,
+)
 from gateway.routing.stats import DeploymentStats, LiveStats
 
 log = logging.getLogger("gateway.load")
@@ -38,6 +46,10 @@ _PAGE_LIMIT = 4 * 1024 * 1024  # a /metrics page of a busy vLLM is ~100 KiB; ref
 class LoadPollError(Exception):
     """The load source could not be read (connection, status, timeout or page)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass(frozen=True, slots=True)
 class SourceAddress:
@@ -46,6 +58,8 @@ class SourceAddress:
     path: str
     props_path: str | None
     """llama-server's ``/props`` (slot count), for the ``llamacpp`` type."""
+    slots_path: str | None
+    """llama-server's ``/slots`` (context in use), for the ``llamacpp`` type."""
 
 
 def source_address(dep: Deployment) -> SourceAddress:
@@ -60,11 +74,12 @@ def source_address(dep: Deployment) -> SourceAddress:
         raise ValueError(f"deployment {dep.name!r}: load source URL {url!r} is not an http(s) URL")
     origin = f"{parts.scheme}://{parts.netloc}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    props = None
+    props = slots = None
     if source.type == "llamacpp":
         root_path = urlsplit(root).path if root else ""
-        props = (root_path if urlsplit(root).netloc == parts.netloc else "") + "/props"
-    return SourceAddress(origin, path, props)
+        prefix = root_path if urlsplit(root).netloc == parts.netloc else ""
+        props, slots = prefix + "/props", prefix + "/slots"
+    return SourceAddress(origin, path, props, slots)
 
 
 class _Source:
@@ -78,6 +93,7 @@ class _Source:
         headers = {"authorization": f"Bearer {dep.api_key}"} if dep.api_key else {}
         self.pool = Pool(self.address.origin, headers)
         self.slots: int | None = self.config.slots
+        self.slots_page = self.address.slots_path is not None
         self.failing = False
 
     async def get(self, path: str, limit_s: float) -> bytes:
@@ -95,7 +111,7 @@ class _Source:
             raise LoadPollError(f"cannot read {path}: {type(exc).__name__}") from exc
         resp.release()
         if resp.status != 200:
-            raise LoadPollError(f"{path} answered {resp.status}")
+            raise LoadPollError(f"{path} answered {resp.status}", status=resp.status)
         if len(body) > _PAGE_LIMIT:
             raise LoadPollError(f"{path} is larger than {_PAGE_LIMIT} bytes")
         return body
@@ -109,9 +125,20 @@ class _Source:
                 pass  # the queue is still readable without the slot count; try /props again next time
         body = await self.get(self.address.path, timeout)
         try:
-            return read_page(self.config.type, body, clock(), self.slots)
+            load = read_page(self.config.type, body, clock(), self.slots)
         except LoadPageError as exc:
             raise LoadPollError(str(exc)) from exc
+        if load.kv_cache_usage is None and self.slots_page and self.address.slots_path is not None:
+            try:
+                kv = kv_usage_from_slots(await self.get(self.address.slots_path, timeout))
+            except LoadPollError as exc:
+                if exc.status is not None:
+                    self.slots_page = False  # e.g. started with --no-slots (501): the queue is what matters
+            except LoadPageError:
+                self.slots_page = False
+            else:
+                load = dataclasses.replace(load, kv_cache_usage=kv)
+        return load
 
 
 class LoadPoller:

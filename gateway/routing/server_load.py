@@ -3,7 +3,8 @@
 Pure: text or JSON in, a ``ServerLoad`` out. One reader per load-source type:
 
     llamacpp        llama-server /metrics   llamacpp:requests_processing, llamacpp:requests_deferred,
-                                            llamacpp:kv_cache_usage_ratio (older builds only)
+                                            llamacpp:kv_cache_usage_ratio (older builds only; newer ones
+                                            get it from /slots, see ``kv_usage_from_slots``)
     llamacpp_slots  llama-server /slots     one object per slot, ``is_processing`` (no queue length)
     vllm            vLLM /metrics           vllm:num_requests_running, vllm:num_requests_waiting,
                                             vllm:kv_cache_usage_perc (vllm:gpu_cache_usage_perc before V1)
@@ -136,16 +137,45 @@ def from_sglang_metrics(text: str, at: float, slots: int | None = None) -> Serve
     return ServerLoad(_required(s, _SGLANG[0]), _required(s, _SGLANG[1]), slots, _ratio(s, _SGLANG[2]), at)
 
 
-def from_llamacpp_slots(body: bytes, at: float, slots: int | None = None) -> ServerLoad:
-    """``GET /slots``: busy slots and the slot count; the queue behind them is not published there."""
+def _slot_list(body: bytes) -> list[dict[str, Any]]:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise LoadPageError("the /slots page is not JSON") from None
     if not isinstance(parsed, list) or not all(isinstance(s, dict) and "is_processing" in s for s in parsed):
         raise LoadPageError("the /slots page is not a list of slots")
+    return parsed
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0.0
+
+
+def kv_usage_from_slots(body: bytes) -> float | None:
+    """Share of the context held by requests under way: each busy slot's prompt and the tokens it has
+    generated so far, over every slot's context. (Idle slots may keep a cached prompt, but the server
+    evicts it for new work, so it is not counted as used.)"""
+    slots = _slot_list(body)
+    capacity = sum(_number(s.get("n_ctx")) for s in slots)
+    if not capacity:
+        return None
+    used = 0.0
+    for s in slots:
+        if s["is_processing"] is not True:
+            continue
+        used += _number(s.get("n_prompt_tokens"))
+        for step in s.get("next_token") or ():
+            if isinstance(step, dict):
+                used += _number(step.get("n_decoded"))
+    return min(1.0, used / capacity)
+
+
+def from_llamacpp_slots(body: bytes, at: float, slots: int | None = None) -> ServerLoad:
+    """``GET /slots``: busy slots, the slot count and the context they hold; the queue behind them is not
+    published there."""
+    parsed = _slot_list(body)
     busy = sum(1 for s in parsed if s["is_processing"] is True)
-    return ServerLoad(float(busy), 0.0, len(parsed) or slots, None, at)
+    return ServerLoad(float(busy), 0.0, len(parsed) or slots, kv_usage_from_slots(body), at)
 
 
 def total_slots_from_props(body: bytes) -> int | None:

@@ -89,8 +89,13 @@ class ServingSlots:
         return ("\n".join(lines) + "\n").encode()
 
     def slots_page(self) -> bytes:
+        """Busy slots hold a full context each, so the page agrees with ``kv_usage``."""
         count = self.slots or max(1, self.running)
-        return orjson.dumps([{"id": i, "n_ctx": _N_CTX, "is_processing": i < self.running} for i in range(count)])
+        return orjson.dumps([
+            {"id": i, "n_ctx": _N_CTX, "is_processing": i < self.running, "n_prompt_tokens": _N_CTX // 2,
+             "next_token": [{"has_next_token": i < self.running, "n_decoded": _N_CTX // 2}]}
+            for i in range(count)
+        ])
 
     def props_page(self) -> bytes:
         return orjson.dumps({"total_slots": self.slots or 1, "default_generation_settings": {"n_ctx": _N_CTX}})
