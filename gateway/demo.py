@@ -100,8 +100,8 @@ def find_llama_server(build_script: Path = BUILD_SCRIPT) -> Path:
     if not build_script.is_file():
         raise DemoError("llama-server is needed: set GATEWAY_LLAMA_SERVER to its path, or run the demo from a "
                         "checkout of the project (its .ci/build-llama-server.sh builds one)")
-    done = subprocess.run(  # instant when cached; otherwise the script says that it builds, and how far it got
-["bash", str(build_script)], stdout=subprocess.PIPE, text=True,
+    # Instant when cached; otherwise the script says on stderr that it builds, and how far it got.
+    done = subprocess.run(["bash", str(build_script)], stdout=subprocess.PIPE, text=True,
                           env={**os.environ, "PYTHON": sys.executable})
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
