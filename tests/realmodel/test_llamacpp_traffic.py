@@ -39,6 +39,7 @@ def test_chat_is_answered_and_its_usage_accounted_and_priced(client: OpenAI, lla
     completion = raw.parse()
     assert raw.headers["x-gateway-deployment"] == "smollm" and raw.headers["x-gateway-hosting"] == "self"
     assert completion.choices[0].message.content
+    assert completion.model == "smollm2-135m-instruct", "the server names its model, not its file"
     usage = completion.usage
     assert usage is not None and usage.prompt_tokens > 0 and 0 < usage.completion_tokens <= 24
     assert predicted(llama) - before == usage.completion_tokens, "the server generated what it reported"
