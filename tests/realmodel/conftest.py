@@ -1,5 +1,5 @@
-"""The real-model tier: one llama-server (SmolLM2-135M, 2 slots) for the whole run, a simulated vendor
-next to it, and a gateway process in front of both."""
+"""The real-model tier: the run's llama-server (``llama``, tests/conftest.py), a simulated vendor next to
+it, and a gateway process in front of both."""
 
 from __future__ import annotations
 
@@ -57,12 +57,6 @@ rules:
     when: {{model: [cached]}}
     cache: {{enabled: true, ttl_seconds: 600}}
 """
-
-
-@pytest.fixture(scope="session")
-def llama() -> Iterator[LlamaServer]:
-    with LlamaServer(slots=2, context=4096) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
