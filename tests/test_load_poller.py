@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiohttp import web
 
 from gateway.policy.loader import parse_policy
 from gateway.policy.models import Deployment
@@ -19,6 +20,7 @@ from gateway.routing.runtime import Runtime
 from gateway.routing.sharing import SharedStatsLoop
 from gateway.routing.stats import LiveStats
 from gateway.simulator.server import SimulatorServer
+from gateway.simulator.serving_slots import ServingSlots
 from gateway.state import StateService
 from tests.test_state_support import RedisServer
 
@@ -206,3 +208,82 @@ async def test_a_replica_alone_owns_everything() -> None:
             await state.aclose()
             await runtime.aclose()
 
+
+
+@contextlib.asynccontextmanager
+async def odd_server(handler) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A loopback HTTP server answering every request with ``handler``; yields its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_huge_page_is_refused_while_it_arrives(caplog: pytest.LogCaptureFixture) -> None:
+    async def huge(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        line = b"# padding " + b"x" * 1000 + b"\n"
+        for _ in range(6000):  # ~6 MB, past the 4 MiB cap
+            await resp.write(line)
+        return resp
+
+    async with odd_server(huge) as base:
+        stats = LiveStats()
+        poller = LoadPoller(stats)
+        poller.restart({"self": deployment(base, "vllm")})
+        poller.stop()
+        try:
+            assert await poller.poll("self") is None
+            assert any("larger than" in r.message for r in caplog.records)
+        finally:
+            await poller.aclose()
+
+
+async def test_a_server_that_never_answers_costs_one_timeout() -> None:
+    async def stall(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="late")
+
+    async with odd_server(stall) as base:
+        poller = LoadPoller(LiveStats())
+        poller.restart({"self": deployment(base, "sglang")})
+        poller.stop()
+        try:
+            started = time.monotonic()
+            assert await poller.poll("self") is None
+            assert time.monotonic() - started < 1.5, "the poll is bounded by its interval, not the server"
+        finally:
+            await poller.aclose()
+
+
+async def test_serving_slots_hand_over_in_order_and_survive_cancellation() -> None:
+    slots = ServingSlots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def job(name: str) -> None:
+        async with slots.hold():
+            order.append(name)
+            await release.wait()
+
+    first = asyncio.create_task(job("a"))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(job(n)) for n in ("b", "c", "d")]
+    await asyncio.sleep(0.01)
+    assert (slots.running, slots.waiting) == (1, 3)
+    waiting[0].cancel()  # a client that gives up while queued
+    await asyncio.sleep(0.01)
+    assert (slots.running, slots.waiting) == (1, 2)
+    page = slots.metrics_page().decode()
+    assert "llamacpp:requests_deferred 2.0" in page and 'vllm:num_requests_waiting{model_name="simulator"} 2.0' in page
+    release.set()
+    await asyncio.gather(first, *waiting[1:])
+    assert order == ["a", "c", "d"]
+    assert (slots.running, slots.waiting) == (0, 0)

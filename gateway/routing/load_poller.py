@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.policy.models import Deployment, LoadSource
-from gateway.providers.http1 import ConnectionClosed, MalformedResponse, Pool
+from gateway.providers.http1 import ConnectionClosed, MalformedResponse, Pool, Response
 from gateway.providers.registry import DEFAULT_API_BASES
 from gateway.routing.server_load import (
     LoadPageError,
@@ -82,6 +82,18 @@ def source_address(dep: Deployment) -> SourceAddress:
     return SourceAddress(origin, path, props, slots)
 
 
+async def _read_capped(resp: Response) -> bytes:
+    """The whole body, refusing one past ``_PAGE_LIMIT`` as it arrives (not after holding it all)."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await resp.readany():
+        size += len(chunk)
+        if size > _PAGE_LIMIT:
+            raise LoadPollError(f"the page is larger than {_PAGE_LIMIT} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class _Source:
     """One deployment's load source: its connection pool and what was learnt from it."""
 
@@ -101,7 +113,7 @@ class _Source:
             async with asyncio.timeout(limit_s):
                 resp = await self.pool.request("GET", path, connect_timeout=limit_s)
                 try:
-                    body = await resp.read()
+                    body = await _read_capped(resp)
                 except BaseException:
                     resp.close()  # a half-read answer: the connection cannot be reused
                     raise
@@ -112,8 +124,6 @@ class _Source:
         resp.release()
         if resp.status != 200:
             raise LoadPollError(f"{path} answered {resp.status}", status=resp.status)
-        if len(body) > _PAGE_LIMIT:
-            raise LoadPollError(f"{path} is larger than {_PAGE_LIMIT} bytes")
         return body
 
     async def read(self, clock: Callable[[], float]) -> ServerLoad:
