@@ -112,6 +112,16 @@ def test_between_polls_the_estimate_follows_this_process_calls() -> None:
     assert stats.server_estimate("self")[1] == 3  # type: ignore[index]
 
 
+def test_calls_started_while_the_poll_travels_count_on_top() -> None:
+    stats = LiveStats()
+    stats.track_load("self", max_age_s=10)
+    stats.started("self")
+    asked_with = stats.in_flight("self")        # the poll leaves: one call of ours on the server
+    stats.started("self")                       # another starts while the answer travels
+    stats.record_load("self", ServerLoad(3, 0, 4, None, time.time()), in_flight_then=asked_with)
+    assert stats.server_estimate("self")[1] == 4  # type: ignore[index]
+
+
 def test_the_estimate_never_drops_below_this_process_calls() -> None:
     stats = LiveStats()
     stats.track_load("self", max_age_s=10)

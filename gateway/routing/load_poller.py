@@ -195,6 +195,9 @@ class LoadPoller:
     async def poll(self, name: str) -> ServerLoad | None:
         """Read one deployment's load source now and record the reading; ``None`` when it failed."""
         source = self._sources[name]
+        # The baseline for counting this process's calls between polls: those in flight as the server is
+        # asked (calls started while the answer travels are not in it, and are added on top).
+        before = self._stats.in_flight(name)
         try:
             load = await source.read(self._clock)
         except LoadPollError as exc:
@@ -208,7 +211,7 @@ class LoadPoller:
         if source.failing:
             log.info("load source of deployment %s answers again", name)
         source.failing = False
-        self._stats.record_load(name, load)
+        self._stats.record_load(name, load, in_flight_then=before)
         return load
 
     async def _loop(self, name: str, source: _Source) -> None:

@@ -100,12 +100,19 @@ class LiveStats:
         self._load_max_age.pop(deployment, None)
         self.forget_load(deployment)
 
-    def record_load(self, deployment: str, load: ServerLoad, *, own: bool = True) -> None:
-        """A server's report of its own load (from this process's poll, or another replica's)."""
+    def in_flight(self, deployment: str) -> int:
+        r = self._running.get(deployment)
+        return r.in_flight if r is not None else 0
+
+    def record_load(self, deployment: str, load: ServerLoad, *, own: bool = True,
+                    in_flight_then: int | None = None) -> None:
+        """A server's report of its own load (from this process's poll, or another replica's).
+        ``in_flight_then``: this process's calls in flight when the server was asked (default: now)."""
         max_age = self._load_max_age.get(deployment)
         if max_age is None:
             return
-        self._readings[deployment] = _Reading(load, self._get(deployment).in_flight, max_age, own)
+        then = self.in_flight(deployment) if in_flight_then is None else in_flight_then
+        self._readings[deployment] = _Reading(load, then, max_age, own)
         self._dirty = True
         self._urgent = True
 
@@ -127,7 +134,7 @@ class LiveStats:
         now_wall = time.time() if now_wall is None else now_wall
         if now_wall - reading.load.at > reading.max_age_s:
             return None
-        in_flight = self._running[deployment].in_flight if deployment in self._running else 0
+        in_flight = self.in_flight(deployment)
         busy = max(float(in_flight), reading.load.busy + in_flight - reading.in_flight_then)
         return reading.load, busy
 
