@@ -50,7 +50,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def create_api(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
     metrics = GatewayMetrics(registry or CollectorRegistry(), multiprocess=bool(settings.metrics_dir))
     recorder = MetricsRecorder(metrics)
-    runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed)
+    runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed, on_load_reading=recorder.server_load)
     access_log = AccessLog(enabled=settings.access_log)
     state = StateService.from_settings(
         settings.redis_url, timeout=settings.redis_timeout,
@@ -86,6 +86,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         gc.freeze()
         sharing = SharedStatsLoop(runtime, state) if state.kind == "redis" else None
         if sharing is not None:
+            runtime.load.owns = sharing.owns  # one replica polls each server's load; the rest read it shared
             sharing.start()
         try:
             yield

@@ -58,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--tps", type=float, help="stream pacing in tokens per second (default: unpaced)")
     sim.add_argument("--output-tokens", type=int, help="answer length in tokens (default 16)")
     sim.add_argument("--fault", help="default fault for every request, e.g. 'status=503' (see docs)")
+    sim.add_argument("--slots", type=int, help="generations at once; more wait in line (default: no limit)")
     sim.set_defaults(func=_simulate)
+
+    demo = sub.add_parser("demo", help="a real open model (llama-server) and a simulated vendor behind the gateway",
+                          description="Build or reuse llama-server, start SmolLM2-135M on it, a simulated vendor "
+                          "and the gateway in front of both; Ctrl-C stops everything.")
+    demo.add_argument("--port", type=int, default=8080, help="the gateway's port (default 8080)")
+    demo.set_defaults(func=_demo)
 
     policy = sub.add_parser("policy", help="check, test and explain policy files")
     psub = policy.add_subparsers(title="policy commands", metavar="ACTION")
@@ -169,10 +176,17 @@ def _simulate(args: argparse.Namespace) -> int:
     from gateway.simulator.server import run_simulator
 
     config = {k: v for k, v in (("ttft_ms", args.ttft_ms), ("tokens_per_second", args.tps),
-                                ("output_tokens", args.output_tokens), ("fault", args.fault)) if v is not None}
+                                ("output_tokens", args.output_tokens), ("fault", args.fault),
+                                ("slots", args.slots)) if v is not None}
     print(f"gateway simulate: OpenAI-compatible upstream on http://{args.host}:{args.port}/v1", file=sys.stderr)
     run_simulator(args.host, args.port, **config)
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.port)
 
 
 def _policy_check(args: argparse.Namespace) -> int:

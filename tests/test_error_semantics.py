@@ -75,9 +75,9 @@ def test_a_context_length_error_moves_on_to_the_next_target(gateway: tuple[str, 
     raw = client(url).chat.completions.with_raw_response.create(
         model="long-context", messages=HI, extra_headers={"x-request-id": "too-long-for-small"})
     assert raw.headers["x-gateway-deployment"] == "vendor-chat"
-    assert raw.headers["x-gateway-fallbacks"] == "small-window:UpstreamStatusError"
+    assert raw.headers["x-gateway-fallbacks"] == "small-window:ContextLengthExceeded"
     (entry,) = access_log(log, "too-long-for-small")
-    assert entry["fallbacks"] == ["small-window:UpstreamStatusError"] and entry["deployment"] == "vendor-chat"
+    assert entry["fallbacks"] == ["small-window:ContextLengthExceeded"] and entry["deployment"] == "vendor-chat"
 
 
 def test_another_upstream_400_is_the_callers_and_is_not_tried_elsewhere(gateway: tuple[str, Path]) -> None:

@@ -94,7 +94,7 @@ async def test_a_context_error_moves_on_and_is_recorded() -> None:
     providers = {"small": Scripted(error_for_status("small", 400, VLLM, {})), "big": Scripted()}
     execution = await _execute(providers)
     assert execution.deployment.name == "big" and providers["small"].calls == 1  # not retried on the same target
-    assert [str(f) for f in execution.failures] == ["small:UpstreamStatusError"]
+    assert [str(f) for f in execution.failures] == ["small:ContextLengthExceeded"]
 
 
 async def test_a_request_error_stops_but_names_the_targets_tried_before() -> None:

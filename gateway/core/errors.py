@@ -18,8 +18,8 @@ that renders them, as ``{"error": {"message", "type", "param", "code"}}`` or as 
     ├── NoRouteForRequest             400 invalid_request_error   caller|policy (code says why; not retried)
     ├── NoRouteAvailable              503 (code no_route)         policy   (candidates unhealthy or saturated)
     └── UpstreamError                 502 upstream_error          provider   (retryable)
-        ├── UpstreamStatusError       status the upstream gave (4xx passed through, not retryable;
-        │                             code context_length_exceeded: the next target is tried)
+        ├── UpstreamStatusError       status the upstream gave (4xx passed through, not retryable)
+        │   └── ContextLengthExceeded 400 (code context_length_exceeded): falls back, never retried
         ├── UpstreamRateLimited       429, carries retry_after
         ├── UpstreamUnavailable       503 (connect refused, breaker open, saturated)
         ├── UpstreamTimeout           504 (connect, first byte, idle gap, total)
@@ -39,6 +39,8 @@ class GatewayError(Exception):
     type: str = "server_error"
     code: str | None = None
     retryable: bool = False
+    falls_back: bool = False
+    """Not worth retrying on the same deployment, but another target may serve the request."""
     fault: str = "gateway"
     failures: tuple[str, ...] = ()
     """``deployment:error`` for each target that failed before this error ended the request."""
@@ -67,7 +69,7 @@ class GatewayError(Exception):
     def tries_next_target(self) -> bool:
         """Another deployment may succeed where this one failed: a retryable failure, or a prompt that
         did not fit this deployment's context window (a larger one may take it)."""
-        return self.retryable or self.code == CONTEXT_LENGTH_EXCEEDED
+        return self.retryable or self.falls_back
 
     def summary(self) -> str:
         """What went wrong, in the gateway's own words: never an upstream's or a library's text."""
@@ -180,6 +182,16 @@ class UpstreamStatusError(UpstreamError):
         if self.code == CONTEXT_LENGTH_EXCEEDED:
             return super().summary()
         return f"rejected the request (HTTP {self.status})"
+
+
+class ContextLengthExceeded(UpstreamStatusError):
+    """The upstream's context window is smaller than this request: a target with a larger one may serve it."""
+
+    code = CONTEXT_LENGTH_EXCEEDED
+    falls_back = True
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, status=400, type_="invalid_request_error", **kw)
 
 
 class UpstreamRateLimited(UpstreamError):

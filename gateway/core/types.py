@@ -108,6 +108,10 @@ class Target:
     deployment: str
     estimated_cost_usd: float = 0.0
     score: float = 0.0
+    expected_latency_ms: float = 0.0
+    """The engine's estimate for this request here, queue included."""
+    queue_ms: float = 0.0
+    """Of which waiting for a free slot, from the server's own load report (self-hosted load sources)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,8 @@ class Decision:
     latency_slo_ms: float | None = None
     required: dict[str, Any] = field(default_factory=dict)
     denied: str | None = None
+    spilled: tuple[str, ...] = ()
+    """Deployments that would have been the primary but for their server's queue (load-aware routing)."""
 
     @property
     def primary(self) -> Target | None:

@@ -93,6 +93,22 @@ class LatencyPrior(_Strict):
     tokens_per_second: float = Field(default=50, gt=0, description="Expected output tokens per second.")
 
 
+class LoadSource(_Strict):
+    """Where a self-hosted server publishes its own load. The gateway polls it and counts the server's
+    queue into a deployment's expected latency, so it spills to the next target before a request would
+    wait past its latency SLO (instead of learning of the queue from timeouts)."""
+
+    type: Literal["llamacpp", "llamacpp_slots", "vllm", "sglang"] = Field(
+        description="`llamacpp`: llama-server `/metrics` (start it with `--metrics`; slots come from `/props`); "
+        "`llamacpp_slots`: llama-server `/slots` (busy slots only, no queue); `vllm`: vLLM `/metrics`; "
+        "`sglang`: SGLang `/metrics` (start it with `--enable-metrics`)."
+    )
+    url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+", description="Full URL to poll; default: `api_base` without `/v1`, then `/metrics` (or `/slots`).")
+    interval_seconds: float = Field(default=1.0, ge=0.05, le=60, description="Time between polls (one replica polls for all, through the shared state).")
+    max_age_seconds: float = Field(default=10.0, gt=0, description="Readings older than this are ignored (the server is then assumed idle).")
+    slots: int | None = Field(default=None, ge=1, description="Requests the server runs at once, when it does not say (vLLM `max_num_seqs`, SGLang `max_running_requests`).")
+
+
 class Deployment(_Strict):
     """One upstream that can serve requests: where it is, what it costs, what it can do."""
 
@@ -120,6 +136,7 @@ class Deployment(_Strict):
     max_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests allowed; beyond it requests spill to the next target.")
     queue_timeout_ms: float = Field(default=0, ge=0, description="When at max_concurrency, wait up to this long for a free slot before spilling.")
     health_check: HealthCheck | None = Field(default=None, description="Active health checks; failures open the circuit breaker.")
+    load_source: LoadSource | None = Field(default=None, description="Self-hosted: where the server publishes its queue and KV-cache use, for load-aware routing.")
     breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="Circuit breaker thresholds.")
     latency_prior: LatencyPrior = Field(default_factory=LatencyPrior, description="Assumed latency until measured.")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings, description="Upstream timeouts.")

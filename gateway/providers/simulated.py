@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import (
-    CONTEXT_LENGTH_EXCEEDED,
+    ContextLengthExceeded,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimited,
@@ -163,8 +163,9 @@ class SimulatedProvider:
             raise UpstreamTimeout(message)
         if status >= 500:
             raise UpstreamError(message)
-        code = CONTEXT_LENGTH_EXCEEDED if status == 400 and context_length_exceeded(error) else None
-        raise UpstreamStatusError(message, status=status, type_=error.get("type"), param=error.get("param"), code=code)
+        if status == 400 and context_length_exceeded(error):
+            raise ContextLengthExceeded(message, param=error.get("param"))
+        raise UpstreamStatusError(message, status=status, type_=error.get("type"), param=error.get("param"))
 
 
 def _error_fields(body: bytes) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import orjson
 
 from gateway.core.errors import (
     CONTEXT_LENGTH_EXCEEDED,
+    ContextLengthExceeded,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamStatusError,
@@ -17,8 +18,6 @@ from gateway.core.errors import (
 from gateway.providers.retry_after import retry_after_seconds
 
 _MAX_MESSAGE = 500
-
-
 def upstream_message(body: bytes, secret: str = "") -> str:
     """The upstream's own error message (OpenAI or Anthropic shape), shortened and with the key scrubbed."""
     message = ""
@@ -82,11 +81,13 @@ def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, 
         return err
     if status == 503:
         return UpstreamUnavailable(f"deployment {name!r} is unavailable{said}")
+    if status in (400, 413) and context_length_exceeded(_error_object(body)):
+        return ContextLengthExceeded(f"deployment {name!r}: the request does not fit its context window{said}",
+                                     param="messages")
     if status >= 500:
         err = UpstreamError(f"deployment {name!r} failed (upstream {status}){said}")
         err.retryable = status in (500, 502)
         return err
-    if status == 400 and context_length_exceeded(_error_object(body)):
-        return UpstreamStatusError(f"deployment {name!r} cannot take a prompt this long{said}", status=400,
-                                   type_="invalid_request_error", code=CONTEXT_LENGTH_EXCEEDED)
-    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status)
+    # A 400 is about the request itself, which OpenAI's clients know as invalid_request_error.
+    type_ = "invalid_request_error" if status in (400, 422) else None
+    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status, type_=type_)

@@ -1,10 +1,15 @@
 """The executor: try the Decision's targets in order, with retries, breakers and saturation spill.
 
 Only targets the Decision lists are ever called, so a request restricted to self-hosted deployments
-can never fall back to a vendor. For each target: breaker and concurrency checks, then the provider
+can never fall back to a vendor. For each target: breaker, server queue and concurrency checks, then the provider
 call under ``tenacity`` (retryable errors only, exponential backoff with full jitter, ``Retry-After``
 honoured, bounded by attempts and the request deadline), then the next target. A stream counts as
 succeeded once its first event arrived: after that the client owns it and nothing is retried.
+
+The server queue check repeats the engine's load-aware estimate with this moment's numbers: requests
+that arrive together are decided on one statistics snapshot, but each call started since moves the
+estimate of the server's queue, so the ones beyond its free slots spill at once (``queue_over_slo``)
+to a later target expected to meet the latency SLO.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from gateway.core.errors import (
     UpstreamUnavailable,
 )
 from gateway.core.hooks import ExecutorHooks
-from gateway.core.types import Decision, Endpoint
+from gateway.core.types import Decision, Endpoint, Target
 from gateway.policy.models import Deployment
 from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply
 from gateway.routing.breaker import CircuitBreaker
 from gateway.routing.lease import StreamLease
+from gateway.routing.queueing import queue_wait_ms
 from gateway.routing.saturation import ConcurrencyGate
 from gateway.routing.stats import LiveStats
 
@@ -107,13 +113,22 @@ class Executor:
         failures: list[Attempted] = []
         last: GatewayError | None = None
         previous: str | None = None
-        for target in decision.targets:
+        for name in decision.spilled:
+            self._hooks.load_spill(name)
+        for index, target in enumerate(decision.targets):
             dep = deployments[target.deployment]
             if previous is not None and last is not None:
                 self._hooks.fallback(previous, dep.name, last.kind)
             previous = dep.name
             # Raises InvalidRequest when the request cannot be put in this target's shape (the caller's doing).
             request = request_for(dep)
+            if self._queues_past_slo(decision, index, target):
+                last = UpstreamUnavailable(f"deployment {dep.name!r} would queue past the latency SLO",
+                                           code="queue_over_slo")
+                failures.append(Attempted(dep.name, "queue_over_slo", last.summary()))
+                if dep.name not in decision.spilled:
+                    self._hooks.load_spill(dep.name)
+                continue
             breaker = self._breakers.get(dep.name)
             if breaker is not None and not breaker.allow():
                 last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)", code="breaker_open")
@@ -155,6 +170,21 @@ class Executor:
         if last is None:
             raise NoRouteAvailable("no deployment could be tried before the request's deadline")
         raise _every_target_failed(last, failures, len(decision.targets))
+
+    def _queues_past_slo(self, decision: Decision, index: int, target: Target) -> bool:
+        """Would this request wait for a slot past the SLO, with a later target expected to meet it?"""
+        slo = decision.latency_slo_ms
+        if slo is None or target.expected_latency_ms <= 0:
+            return False
+        estimate = self._stats.server_estimate(target.deployment)
+        if estimate is None or not any(0 < t.expected_latency_ms <= slo for t in decision.targets[index + 1:]):
+            return False
+        load, busy = estimate
+        service = target.expected_latency_ms - target.queue_ms
+        measured = self._stats.snapshot().get(target.deployment)
+        mean = measured.latency_ms if measured is not None and measured.latency_ms is not None else service
+        wait = queue_wait_ms(busy, load.slots, mean, running=load.running, waiting=load.waiting)
+        return service + wait > slo
 
     async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float,
                             gate: ConcurrencyGate | None) -> Execution:

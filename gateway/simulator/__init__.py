@@ -33,6 +33,8 @@ Gemini:     POST /v1beta/models/{model}:generateContent
             (also without ``/v1beta``, for ``api_base`` values that already carry it)
 Simulator:  GET /health, /healthz · GET /sim/stats (counts by model and path, faults fired, each
             model's last request) · POST /sim/reset (clears stats and fail_first/flaky counters)
+Load:       GET /metrics (llama.cpp, vLLM and SGLang load gauges), /slots, /props — see
+            ``serving_slots``; with ``slots`` set, generations beyond it wait in line
 
 Errors use each protocol's own shape: OpenAI ``{"error": {"message", "type", "param", "code"}}``,
 Anthropic ``{"type": "error", "error": {"type", "message"}}``, Gemini ``{"error": {"code",
@@ -51,7 +53,8 @@ Knobs (server-wide keyword settings, see ``config.SimConfig``)
 ---------------------------------------------------------------
 ``ttft_ms`` (20), ``tokens_per_second`` (None: unpaced), ``output_tokens`` (16),
 ``embedding_dim`` (256), ``models`` (ids listed by /v1/models; any id is accepted), ``fault``
-(default fault spec), ``seed``, ``api_key`` (require this key), ``max_hang_s`` (3600),
+(default fault spec), ``seed``, ``api_key`` (require this key), ``max_hang_s`` (3600), ``slots``
+(generations at once, None: unlimited),
 ``model_overrides`` ({model id: {ttft_ms, tokens_per_second, output_tokens, fault}}).
 
 Per request, by header: ``x-sim-ttft-ms``, ``x-sim-tps``, ``x-sim-output-tokens``, ``x-sim-fault``.

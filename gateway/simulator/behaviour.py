@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -24,6 +24,7 @@ from gateway.simulator.generation import Answer
 from gateway.simulator.ledger import Ledger
 from gateway.simulator.openai_chat import OpenAIChat
 from gateway.simulator.openai_completions import OpenAICompletions
+from gateway.simulator.serving_slots import ServingSlots
 from gateway.simulator.streaming import play
 from gateway.simulator.wire import (
     JSON_HEADERS,
@@ -57,6 +58,7 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None, **settings: Any) -> None:
         self.config = config or SimConfig.from_kwargs(**settings)
         self.ledger = Ledger(self.config.seed)
+        self.slots = ServingSlots(self.config.slots)
         self._knobs = KnobResolver(self.config)
         self._chat, self._completions = OpenAIChat(), OpenAICompletions()
         self._anthropic, self._gemini = AnthropicMessages(), GeminiGenerate()
@@ -96,6 +98,12 @@ class Simulator:
                 return json_response({"status": "ok"})
             if path == "/sim/stats":
                 return json_response(self.ledger.snapshot())
+            if path == "/metrics":
+                return SimResponse(200, {"content-type": "text/plain; version=0.0.4"}, self.slots.metrics_page())
+            if path == "/slots":
+                return SimResponse(200, dict(JSON_HEADERS), self.slots.slots_page())
+            if path == "/props":
+                return SimResponse(200, dict(JSON_HEADERS), self.slots.props_page())
             if route == "/models":
                 self.ledger.record("", path)
                 return json_response(
@@ -139,9 +147,19 @@ class Simulator:
             self._record_stream_faults(knobs)
             events = dialect.events(answer, request)
             return SimResponse(
-                200, dict(SSE_HEADERS), stream=play(events, knobs, max_hang_s=self.config.max_hang_s)
+                200, dict(SSE_HEADERS), stream=self._in_slot(play(events, knobs, max_hang_s=self.config.max_hang_s))
             )
-        return await self._finish(dialect.render(answer, request), knobs, answer.completion_tokens)
+        async with self.slots.hold():
+            return await self._finish(dialect.render(answer, request), knobs, answer.completion_tokens)
+
+    async def _in_slot(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A stream that waits for a free serving slot before its first event and holds it to its last."""
+        async with self.slots.hold():
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
 
     async def _embeddings(self, path: str, headers: Mapping[str, str], raw: bytes) -> SimResponse:
         try:
