@@ -2,16 +2,15 @@
 
 Every SDK test runs twice: against the HTTP server (``SimulatorServer``) and against the in-process
 ``Simulator.handle`` (the SDK over a transport that calls it directly, no socket). Wire details the
-SDK hides (event lines, sequence numbers, error bodies) are read raw over HTTP.
+SDK hides (event lines, sequence numbers, error bodies) and faults are in
+``test_simulator_responses_wire.py``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import httpx2
 import jsonschema
 import openai
@@ -19,8 +18,9 @@ import pytest
 from openai.types.responses import Response
 from pydantic import BaseModel
 
-from gateway.simulator import CUT_CONNECTION, Simulator
+from gateway.simulator import Simulator
 from gateway.simulator.server import SimulatorServer
+from tests.simulator_transport import SimulatorTransport
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -47,37 +47,6 @@ TEXT_EVENTS = [
 ]
 
 
-class SimulatorTransport(httpx2.AsyncBaseTransport):
-    """Hands each request to ``Simulator.handle`` in this process: the SDK with no socket under it."""
-
-    def __init__(self, simulator: Simulator) -> None:
-        self.simulator = simulator
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = await request.aread()
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        answer = await self.simulator.handle(request.method, request.url.raw_path.decode(), headers, body)
-        if answer.cut:
-            raise httpx2.RemoteProtocolError("the simulator dropped the connection", request=request)
-        if answer.stream is None:
-            return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
-        return httpx2.Response(answer.status, headers=answer.headers, stream=_Events(answer.stream))
-
-
-class _Events(httpx2.AsyncByteStream):
-    def __init__(self, events: AsyncIterator[bytes]) -> None:
-        self._events = events
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for event in self._events:
-            if event == CUT_CONNECTION:
-                raise httpx2.RemoteProtocolError("the simulator dropped the connection mid-stream")
-            yield event
-
-    async def aclose(self) -> None:
-        await self._events.aclose()  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 async def sim():
     async with SimulatorServer(ttft_ms=0, max_hang_s=30) as server:
@@ -98,30 +67,6 @@ async def client(request, sim):
         )
     async with sdk:
         yield sdk
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def post(http, sim, body: dict[str, Any], headers: dict[str, str] | None = None):
-    async with http.post(f"{sim.url}/v1/responses", json=body, headers=headers) as resp:
-        return resp.status, resp.headers, await resp.read()
-
-
-def named_events(raw: bytes) -> list[dict[str, Any]]:
-    """Each ``event:``/``data:`` pair, checked to agree, as the data object."""
-    events = []
-    for block in raw.decode().split("\n\n"):
-        if not block:
-            continue
-        name_line, data_line = block.split("\n")
-        data = json.loads(data_line.removeprefix("data: "))
-        assert name_line == f"event: {data['type']}"
-        events.append(data)
-    return events
 
 
 # --- non-streamed ---------------------------------------------------------------------------------
@@ -158,7 +103,10 @@ async def test_answers_depend_only_on_the_input(client):
 
     first = await text(input="Hello there")
     assert await text(input=[{"role": "user", "content": "Hello there"}]) == first
-    assert await text(input=[{"role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}]) == first
+    assert (
+        await text(input=[{"role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}])
+        == first
+    )
     assert await text(input="Something else") != first
 
 
@@ -257,7 +205,11 @@ async def test_stream_follows_openais_event_sequence(client):
     assert [e.type for e in events] == TEXT_EVENTS
     assert [e.sequence_number for e in events] == list(range(len(events)))
     created, in_progress = events[0].response, events[1].response
-    assert created.status == in_progress.status == "in_progress" and created.output == [] and created.usage is None
+    assert (
+        created.status == in_progress.status == "in_progress"
+        and created.output == []
+        and created.usage is None
+    )
     assert created.id == in_progress.id == final.id
     item_id = events[2].item.id
     assert all(e.item_id == item_id for e in events[3:-2])
@@ -278,23 +230,6 @@ async def test_stream_cut_by_max_output_tokens_ends_with_response_incomplete(cli
     assert sum(e.type == "response.output_text.delta" for e in events) == 16
 
 
-async def test_stream_wire_format(sim, http):
-    status, headers, raw = await post(http, sim, {"model": "m", "input": "Hello there", "stream": True})
-    assert status == 200 and headers["content-type"].startswith("text/event-stream")
-    assert b"[DONE]" not in raw  # Responses streams end with response.completed, no sentinel
-    events = named_events(raw)
-    assert [e["type"] for e in events] == TEXT_EVENTS
-    assert [e["sequence_number"] for e in events] == list(range(len(events)))
-    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
-    assert all(e["logprobs"] == [] and isinstance(e["obfuscation"], str) for e in deltas)
-    assert events[2]["item"]["status"] == "in_progress" and events[2]["item"]["content"] == []
-    assert events[3]["part"] == {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-
-    body = {"model": "m", "input": "Hello there", "stream": True, "stream_options": {"include_obfuscation": False}}
-    _, _, raw = await post(http, sim, body)
-    assert not any("obfuscation" in e for e in named_events(raw))
-
-
 # --- function calls -------------------------------------------------------------------------------
 
 
@@ -304,7 +239,9 @@ async def test_function_calls_are_answered_with_schema_valid_arguments(client):
     calls = reply.output
     assert [c.type for c in calls] == ["function_call", "function_call"]
     assert [c.name for c in calls] == ["get_weather", "get_time"]
-    assert all(c.id.startswith("fc_") and c.call_id.startswith("call_") and c.status == "completed" for c in calls)
+    assert all(
+        c.id.startswith("fc_") and c.call_id.startswith("call_") and c.status == "completed" for c in calls
+    )
     assert len({c.call_id for c in calls}) == 2
     jsonschema.validate(json.loads(calls[0].arguments), WEATHER_SCHEMA)
     assert json.loads(calls[1].arguments) == {}
@@ -320,7 +257,13 @@ async def test_function_calls_are_answered_with_schema_valid_arguments(client):
         ({"tool_choice": "required"}, ["get_weather", "get_time"]),
         ({"tool_choice": {"type": "function", "name": "get_time"}}, ["get_time"]),
         (
-            {"tool_choice": {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_time"}]}},
+            {
+                "tool_choice": {
+                    "type": "allowed_tools",
+                    "mode": "required",
+                    "tools": [{"type": "function", "name": "get_time"}],
+                }
+            },
             ["get_time"],
         ),
         ({"tool_choice": {"type": "web_search_preview"}}, []),
@@ -395,6 +338,10 @@ async def test_streamed_tool_round_trip_gets_a_streamed_follow_up(client):
 async def test_tool_output_without_its_call_is_refused(client):
     orphan = {"type": "function_call_output", "call_id": "call_missing", "output": "21"}
     with pytest.raises(openai.BadRequestError) as info:
-        await client.responses.create(model="m", input=[{"role": "user", "content": "Hi"}, orphan], tools=[WEATHER])
-    assert info.value.body["message"] == "No tool call found for function call output with call_id call_missing."
+        await client.responses.create(
+            model="m", input=[{"role": "user", "content": "Hi"}, orphan], tools=[WEATHER]
+        )
+    assert (
+        info.value.body["message"] == "No tool call found for function call output with call_id call_missing."
+    )
     assert info.value.param == "input"

@@ -209,7 +209,9 @@ def _tools_to_call(
         if kind != "allowed_tools":
             return ()  # a hosted tool is forced: the simulator cannot run it, so it answers in text
         names = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
-        mode, allowed = str(choice.get("mode", "auto")), [f for f in functions if f.name in names]
+        mode, allowed = choice.get("mode", "auto"), [f for f in functions if f.name in names]
+        if mode not in ("auto", "required"):
+            raise _invalid_value("tool_choice.mode", mode, ("auto", "required"))
     elif choice is not None:
         raise _invalid_type("tool_choice", "a string or an object", choice)
     if mode == "none" or not allowed:
