@@ -345,3 +345,103 @@ async def test_tool_output_without_its_call_is_refused(client):
         info.value.body["message"] == "No tool call found for function call output with call_id call_missing."
     )
     assert info.value.param == "input"
+
+
+# --- reasoning ------------------------------------------------------------------------------------
+
+REASONING = {"effort": "low", "summary": "auto"}
+ENCRYPTED = ["reasoning.encrypted_content"]
+
+
+async def test_reasoning_item_comes_before_the_answer_and_costs_tokens(client):
+    plain = await client.responses.create(model="m", input="Hi")
+    reply = await client.responses.create(model="m", input="Hi", reasoning=REASONING, include=ENCRYPTED)
+
+    assert [item.type for item in reply.output] == ["reasoning", "message"]
+    reasoning = reply.output[0]
+    assert reasoning.id.startswith("rs_") and reasoning.encrypted_content.startswith("gAAAAA")
+    [summary] = reasoning.summary
+    assert summary.type == "summary_text" and summary.text
+    assert reply.output_text == plain.output_text
+    assert reply.usage.output_tokens_details.reasoning_tokens == 8
+    assert reply.usage.output_tokens == plain.usage.output_tokens + 8
+    assert reply.reasoning.effort == "low" and reply.reasoning.summary == "auto"
+
+    quiet = await client.responses.create(model="m", input="Hi", reasoning={"effort": "high"})
+    assert quiet.output[0].summary == [] and quiet.output[0].encrypted_content is None
+    assert quiet.usage.output_tokens_details.reasoning_tokens == 32
+    off = await client.responses.create(model="m", input="Hi", reasoning={"effort": "none"})
+    assert [item.type for item in off.output] == ["message"] and off.reasoning.effort == "none"
+    assert plain.usage.output_tokens_details.reasoning_tokens == 0
+
+
+async def test_reasoning_stream_has_summary_events(client):
+    async with client.responses.stream(
+        model="m", input="Hi", reasoning=REASONING, include=ENCRYPTED
+    ) as stream:
+        events = [event async for event in stream]
+        final = await stream.get_final_response()
+
+    types = [e.type for e in events]
+    summary_deltas = types.count("response.reasoning_summary_text.delta")
+    assert summary_deltas > 0
+    assert types[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+    ]
+    reasoning_end = 4 + summary_deltas
+    assert types[reasoning_end : reasoning_end + 3] == [
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+    ]
+    assert types[reasoning_end + 3 :] == TEXT_EVENTS[2:]
+    added, done = events[2].item, events[reasoning_end + 2].item
+    assert added.summary == [] and added.encrypted_content is None
+    assert done.id == added.id and done.encrypted_content == final.output[0].encrypted_content
+    summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert summary == final.output[0].summary[0].text
+    assert [e.output_index for e in events if e.type == "response.output_text.delta"][0] == 1
+    assert final.usage.output_tokens_details.reasoning_tokens == 8
+
+
+async def test_reasoning_can_spend_the_whole_budget(client):
+    reply = await client.responses.create(
+        model="m", input="Hi", reasoning={"effort": "high"}, max_output_tokens=20
+    )
+    assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_output_tokens"
+    assert [item.type for item in reply.output] == ["reasoning"] and reply.output_text == ""
+
+
+async def test_stateless_tool_round_trip_carries_encrypted_reasoning(client):
+    """The coding-agent loop with ``store: false``: reasoning travels back as encrypted content."""
+    settings = {
+        "model": "m",
+        "tools": [WEATHER],
+        "reasoning": REASONING,
+        "include": ENCRYPTED,
+        "store": False,
+    }
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    first = await client.responses.create(input=question, **settings)
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    result = {"type": "function_call_output", "call_id": first.output[1].call_id, "output": "21 C"}
+
+    follow_up = await client.responses.create(input=[*question, *first.output, result], **settings)
+    assert [item.type for item in follow_up.output] == ["reasoning", "message"]
+
+    reasoning = first.output[0].to_dict()
+    sealed = reasoning["encrypted_content"]
+    middle = len(sealed) // 2
+    flipped = sealed[:middle] + ("B" if sealed[middle] != "B" else "C") + sealed[middle + 1 :]
+    altered = {**reasoning, "encrypted_content": flipped}
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(input=[*question, altered, first.output[1], result], **settings)
+    assert info.value.code == "invalid_encrypted_content"
+
+    stripped = {key: value for key, value in reasoning.items() if key != "encrypted_content"}
+    with pytest.raises(openai.NotFoundError) as missing:
+        await client.responses.create(input=[*question, stripped, first.output[1], result], **settings)
+    assert "Items are not persisted" in missing.value.body["message"]

@@ -178,11 +178,16 @@ CALL = {"type": "function_call", "call_id": "call_1", "name": "get_weather", "ar
             "No tool call found for function call output with call_id call_9.",
         ),
         (
-            {**HELLO, "input": [{"type": "item_reference", "id": "msg_1"}]},
-            "input[0]",
+            {
+                **HELLO,
+                "input": [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAAx"}],
+            },
             None,
-            "Item with id 'msg_1' not found.",
+            "invalid_encrypted_content",
+            "The encrypted content for item rs_1 could not be verified.",
         ),
+        ({**HELLO, "reasoning": {"effort": "extreme"}}, "reasoning.effort", "invalid_value", "'extreme'"),
+        ({**HELLO, "reasoning": {"summary": "long"}}, "reasoning.summary", "invalid_value", "'long'"),
         ({**HELLO, "instructions": ["be brief"]}, "instructions", "invalid_type", "expected a string"),
         ({**HELLO, "tools": [CHAT_SHAPED_TOOL]}, "tools[0].name", "missing_required_parameter", ""),
         ({**HELLO, "tools": [{"name": "x"}]}, "tools[0].type", "missing_required_parameter", ""),
@@ -238,6 +243,24 @@ async def test_invalid_requests_get_openais_error_envelope(sim, http, body, para
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param and error["code"] == code
     assert message in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"type": "item_reference", "id": "msg_1"}, "Item with id 'msg_1' not found."),
+        (
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            "Item with id 'rs_1' not found. Items are not persisted when `store` is set to false.",
+        ),
+    ],
+)
+async def test_items_that_point_at_stored_state_are_not_found(sim, http, item, message):
+    status, _, raw = await post(http, sim, {**HELLO, "input": [item, {"role": "user", "content": "Hi"}]})
+    assert status == 404
+    error = json.loads(raw)["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "input"
+    assert error["message"].startswith(message)
 
 
 async def test_the_stored_state_flags_that_need_nothing_stored_are_accepted(sim, http):

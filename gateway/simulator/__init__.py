@@ -33,11 +33,15 @@ OpenAI (with or without the ``/v1`` prefix):
                                 (messages, function_call, function_call_output), instructions,
                                 function tools (hosted tools echoed, never run), tool_choice,
                                 parallel_tool_calls, text.format json_schema / json_object,
-                                max_output_tokens (status ``incomplete``), reasoning, store;
-                                stateless: previous_response_id, conversation, item_reference
-                                and background are refused with 400. Checked as OpenAI checks:
-                                chat-shaped messages or tools, a call without its output or an
-                                output without its call, max_output_tokens < 16 are 400s
+                                max_output_tokens (status ``incomplete``), store; ``reasoning``
+                                (effort not none) adds a reasoning item first, with a summary
+                                and sealed encrypted_content when asked, and reasoning tokens.
+                                Stateless: previous_response_id, conversation and background are
+                                400s, item_reference and reasoning items without their
+                                encrypted_content 404s. Checked as OpenAI checks: chat-shaped
+                                messages or tools, a call without its output or an output
+                                without its call, max_output_tokens < 16, altered
+                                encrypted_content (invalid_encrypted_content)
     GET  /v1/models, /v1/models/{id}
 Anthropic:  POST /v1/messages   Messages API incl. streaming event sequence and tool_use blocks
 Gemini:     POST /v1beta/models/{model}:generateContent

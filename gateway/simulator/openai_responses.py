@@ -2,7 +2,9 @@
 
 Stream, each event ``event: <type>`` + ``data: {"type", "sequence_number", ...}`` counting from 0:
 ``response.created``, ``response.in_progress``; per output item ``response.output_item.added``,
-then for a message ``response.content_part.added``, ``response.output_text.delta``...,
+then for a reasoning summary ``response.reasoning_summary_part.added``,
+``response.reasoning_summary_text.delta``... and ``.done``, ``response.reasoning_summary_part.done``;
+for a message ``response.content_part.added``, ``response.output_text.delta``...,
 ``response.output_text.done``, ``response.content_part.done``, for a function call
 ``response.function_call_arguments.delta``... and ``.done``; ``response.output_item.done``; last
 ``response.completed``, or ``response.incomplete`` when ``max_output_tokens`` cut the answer.
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 
 from gateway.simulator.generation import Answer, Choice, generate
+from gateway.simulator.openai_responses_reasoning import SUMMARY_WORDS, reasoning_item
 from gateway.simulator.openai_responses_request import ResponsesRequest, parse_request
 from gateway.simulator.wire import openai_error, sse_named
 
@@ -35,23 +38,25 @@ class OpenAIResponses:
         return generate(request.prompt, output_tokens, seed)
 
     def render(self, answer: Answer, request: ResponsesRequest) -> bytes:
-        choice = answer.choices[0]
-        head = _response_head(request)
-        return orjson.dumps(_finished(head, answer, _output_items(choice, _item_ids(choice))))
+        output = _output_items(answer.choices[0], request)
+        return orjson.dumps(_finished(_response_head(request), answer, request, output))
 
     def events(self, answer: Answer, request: ResponsesRequest) -> list[bytes]:
         choice = answer.choices[0]
-        ids = _item_ids(choice)
+        output = _output_items(choice, request)
         head = _response_head(request)
         stream = _EventStream(request.obfuscate)
         stream.add("response.created", response=head)
         stream.add("response.in_progress", response=head)
-        for index, item in enumerate(_output_items(choice, ids)):
-            if item["type"] == "message":
+        calls = iter(choice.tool_calls)
+        for index, item in enumerate(output):
+            if item["type"] == "reasoning":
+                _reasoning_events(stream, index, item)
+            elif item["type"] == "message":
                 _message_events(stream, index, item, choice.tokens)
             else:
-                _function_call_events(stream, index, item, choice.tool_calls[index].fragments)
-        final = _finished(head, answer, _output_items(choice, ids))
+                _function_call_events(stream, index, item, next(calls).fragments)
+        final = _finished(head, answer, request, output)
         stream.add(f"response.{final['status']}", response=final)
         return stream.events
 
@@ -71,6 +76,20 @@ class _EventStream:
         if self._obfuscate:
             fields["obfuscation"] = _padding(delta)
         self.add(type_, **fields)
+
+
+def _reasoning_events(stream: _EventStream, index: int, item: dict[str, Any]) -> None:
+    where = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+    added = {"id": item["id"], "type": "reasoning", "summary": []}
+    stream.add("response.output_item.added", output_index=index, item=added)
+    for summary_index, part in enumerate(item["summary"]):
+        where["summary_index"] = summary_index
+        stream.add("response.reasoning_summary_part.added", **where, part={**part, "text": ""})
+        for word in SUMMARY_WORDS:
+            stream.delta("response.reasoning_summary_text.delta", where, word)
+        stream.add("response.reasoning_summary_text.done", **where, text=part["text"])
+        stream.add("response.reasoning_summary_part.done", **where, part=part)
+    stream.add("response.output_item.done", output_index=index, item=item)
 
 
 def _message_events(stream: _EventStream, index: int, item: dict[str, Any], tokens: list[str]) -> None:
@@ -148,7 +167,9 @@ _ECHOED_AFTER_OUTPUT = (
 )
 
 
-def _finished(head: dict[str, Any], answer: Answer, output: list[dict[str, Any]]) -> dict[str, Any]:
+def _finished(
+    head: dict[str, Any], answer: Answer, request: ResponsesRequest, output: list[dict[str, Any]]
+) -> dict[str, Any]:
     cut = answer.choices[0].finish == "length"
     return {
         **head,
@@ -156,43 +177,49 @@ def _finished(head: dict[str, Any], answer: Answer, output: list[dict[str, Any]]
         "completed_at": None if cut else int(time.time()),
         "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
         "output": output,
-        "usage": responses_usage(answer),
+        "usage": responses_usage(answer, request.reasoning.tokens if request.reasoning else 0),
     }
 
 
-def responses_usage(answer: Answer) -> dict[str, Any]:
+def responses_usage(answer: Answer, reasoning_tokens: int = 0) -> dict[str, Any]:
+    output_tokens = answer.completion_tokens + reasoning_tokens
     return {
         "input_tokens": answer.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": answer.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": answer.prompt_tokens + output_tokens,
     }
 
 
-def _item_ids(choice: Choice) -> list[str]:
-    """One id per output item, fixed before rendering so every event names the same item."""
-    if choice.tool_calls:
-        return ["fc_" + secrets.token_hex(24) for _ in choice.tool_calls]
-    return ["msg_" + secrets.token_hex(24)]
-
-
-def _output_items(choice: Choice, ids: list[str]) -> list[dict[str, Any]]:
-    if choice.tool_calls:
-        return [
-            {
-                "id": item_id,
-                "type": "function_call",
-                "status": "completed",
-                "arguments": call.arguments,
-                "call_id": f"call_{call.id}",
-                "name": call.name,
-            }
-            for item_id, call in zip(ids, choice.tool_calls, strict=True)
-        ]
+def _output_items(choice: Choice, request: ResponsesRequest) -> list[dict[str, Any]]:
+    """The finished output items, ids included; a stream's events all name these same items."""
+    items = []
+    if request.reasoning is not None:
+        items.append(reasoning_item(request.reasoning, _new_id("rs")))
+    items.extend(
+        {
+            "id": _new_id("fc"),
+            "type": "function_call",
+            "status": "completed",
+            "arguments": call.arguments,
+            "call_id": f"call_{call.id}",
+            "name": call.name,
+        }
+        for call in choice.tool_calls
+    )
+    if choice.tool_calls or (choice.finish == "length" and not choice.tokens):
+        return items  # calls only; or reasoning spent the whole budget, leaving no visible answer
     part = {"type": "output_text", "annotations": [], "logprobs": [], "text": choice.text}
     status = "incomplete" if choice.finish == "length" else "completed"
-    return [{"id": ids[0], "type": "message", "status": status, "content": [part], "role": "assistant"}]
+    items.append(
+        {"id": _new_id("msg"), "type": "message", "status": status, "content": [part], "role": "assistant"}
+    )
+    return items
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
 
 
 def _padding(delta: str) -> str:

@@ -4,8 +4,9 @@ The checks are the ones a client, or a gateway translating for one, can get wron
 OpenAI's wording, ``param`` and ``code``: chat-shaped messages (role ``tool``, part type ``text``) or
 tools (``function`` nested), a ``function_call_output`` with no matching ``function_call`` or a call
 left without its output, ``max_output_tokens`` below 16. The simulator stores nothing, so what
-needs stored state (``previous_response_id``, ``conversation``, ``item_reference``, ``background``)
-is refused with a 400 rather than silently answered without its context.
+needs stored state (``previous_response_id``, ``conversation``, ``background``) is refused with a
+400, and an ``item_reference`` with OpenAI's 404, rather than silently answered without its context.
+Reasoning items sent back are checked in ``openai_responses_reasoning``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.simulator.generation import Prompt, Tool
+from gateway.simulator.openai_param_errors import invalid_type, invalid_value, missing
+from gateway.simulator.openai_responses_reasoning import Reasoning, check_reasoning_input, reasoning_plan
 from gateway.simulator.wire import BadRequest
 
 MIN_OUTPUT_TOKENS = 16
@@ -32,6 +35,7 @@ class ResponsesRequest:
     prompt: Prompt
     echo: dict[str, Any] = field(default_factory=dict)
     """The request settings a Response object reports back (``tools``, ``text``, ``store``...)."""
+    reasoning: Reasoning | None = None
     stream: bool = False
     obfuscate: bool = True
     """Pad stream deltas with an ``obfuscation`` field, as OpenAI does unless told not to."""
@@ -41,22 +45,27 @@ def parse_request(body: dict[str, Any], model: str) -> ResponsesRequest:
     _refuse_stored_state(body)
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
-        raise _invalid_type("instructions", "a string", instructions)
+        raise invalid_type("instructions", "a string", instructions)
     items = _input_items(body.get("input"))
     _check_call_pairs(items)
     tools = _tools(body.get("tools"))
     parallel = body.get("parallel_tool_calls") is not False
+    reasoning = reasoning_plan(body)
+    max_tokens = _max_output_tokens(body.get("max_output_tokens"))
+    if max_tokens is not None and reasoning is not None:
+        max_tokens = max(0, max_tokens - reasoning.tokens)  # reasoning spends the same budget first
     prompt = Prompt(
         model=model,
         text="\n".join(t for t in [instructions or "", *(_item_text(i) for i in items)] if t),
         call_tools=_tools_to_call(tools, body.get("tool_choice"), items, parallel=parallel),
-        max_tokens=_max_output_tokens(body.get("max_output_tokens")),
+        max_tokens=max_tokens,
     )
     text = _text_config(prompt, body.get("text"))
     stream_options = body.get("stream_options")
     return ResponsesRequest(
         prompt,
-        echo=_echo(body, tools, text, parallel),
+        echo=_echo(body, tools, text, parallel, reasoning),
+        reasoning=reasoning,
         stream=body.get("stream") is True,
         obfuscate=not (
             isinstance(stream_options, dict) and stream_options.get("include_obfuscation") is False
@@ -91,10 +100,10 @@ def _input_items(raw: Any) -> list[dict[str, Any]]:
     if isinstance(raw, str):
         return [{"type": "message", "role": "user", "content": raw}]
     if not isinstance(raw, list):
-        raise _invalid_type("input", "a string or an array of input items", raw)
+        raise invalid_type("input", "a string or an array of input items", raw)
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise _invalid_type(f"input[{index}]", "an object", item)
+            raise invalid_type(f"input[{index}]", "an object", item)
         _check_item(item, f"input[{index}]")
     return raw
 
@@ -106,32 +115,34 @@ def _check_item(item: dict[str, Any], where: str) -> None:
     elif kind == "function_call":
         for key in ("call_id", "name", "arguments"):
             if not isinstance(item.get(key), str):
-                raise _missing(f"{where}.{key}")
+                raise missing(f"{where}.{key}")
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str):
-            raise _missing(f"{where}.call_id")
+            raise missing(f"{where}.call_id")
         if not isinstance(item.get("output"), str | list):
-            raise _missing(f"{where}.output")
+            raise missing(f"{where}.output")
+    elif kind == "reasoning":
+        check_reasoning_input(item)
     elif kind == "item_reference":
-        raise BadRequest(f"Item with id '{item.get('id')}' not found.", param=where)
+        raise BadRequest(f"Item with id '{item.get('id')}' not found.", param="input", status=404)
     elif not isinstance(kind, str):
-        raise _missing(f"{where}.type")
+        raise missing(f"{where}.type")
 
 
 def _check_message(item: dict[str, Any], where: str) -> None:
     role = item.get("role")
     if role not in _ROLES:
-        raise _invalid_value(f"{where}.role", role, _ROLES)
+        raise invalid_value(f"{where}.role", role, _ROLES)
     content = item.get("content")
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise _invalid_type(f"{where}.content", "a string or an array of content parts", content)
+        raise invalid_type(f"{where}.content", "a string or an array of content parts", content)
     allowed = _PARTS_BY_ROLE[role]
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in allowed:
-            raise _invalid_value(f"{where}.content[{index}].type", kind, allowed)
+            raise invalid_value(f"{where}.content[{index}].type", kind, allowed)
 
 
 def _check_call_pairs(items: list[dict[str, Any]]) -> None:
@@ -174,16 +185,16 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise _invalid_type("tools", "an array", raw)
+        raise invalid_type("tools", "an array", raw)
     for index, tool in enumerate(raw):
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise _missing(f"tools[{index}].type")
+            raise missing(f"tools[{index}].type")
         if tool["type"] != "function":
             continue  # hosted and grouped tools are echoed, never run: the simulator cannot run them
         if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise _missing(f"tools[{index}].name")
+            raise missing(f"tools[{index}].name")
         if tool.get("parameters") is not None and not isinstance(tool["parameters"], dict):
-            raise _invalid_type(f"tools[{index}].parameters", "an object", tool["parameters"])
+            raise invalid_type(f"tools[{index}].parameters", "an object", tool["parameters"])
     return raw
 
 
@@ -195,7 +206,7 @@ def _tools_to_call(
     mode, allowed = "auto", functions
     if isinstance(choice, str):
         if choice not in _TOOL_CHOICE_MODES:
-            raise _invalid_value("tool_choice", choice, _TOOL_CHOICE_MODES)
+            raise invalid_value("tool_choice", choice, _TOOL_CHOICE_MODES)
         mode = choice
     elif isinstance(choice, dict):
         kind = choice.get("type")
@@ -211,9 +222,9 @@ def _tools_to_call(
         names = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
         mode, allowed = choice.get("mode", "auto"), [f for f in functions if f.name in names]
         if mode not in ("auto", "required"):
-            raise _invalid_value("tool_choice.mode", mode, ("auto", "required"))
+            raise invalid_value("tool_choice.mode", mode, ("auto", "required"))
     elif choice is not None:
-        raise _invalid_type("tool_choice", "a string or an object", choice)
+        raise invalid_type("tool_choice", "a string or an object", choice)
     if mode == "none" or not allowed:
         return ()
     if mode == "auto" and items and items[-1].get("type") == "function_call_output":
@@ -225,7 +236,7 @@ def _max_output_tokens(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _invalid_type("max_output_tokens", "an integer", value)
+        raise invalid_type("max_output_tokens", "an integer", value)
     if value < MIN_OUTPUT_TOKENS:
         raise BadRequest(
             "Invalid 'max_output_tokens': integer below minimum value. "
@@ -241,31 +252,33 @@ def _text_config(prompt: Prompt, text: Any) -> dict[str, Any]:
     if text is None:
         text = {}
     if not isinstance(text, dict):
-        raise _invalid_type("text", "an object", text)
+        raise invalid_type("text", "an object", text)
     fmt = text.get("format") or {"type": "text"}
     if not isinstance(fmt, dict):
-        raise _invalid_type("text.format", "an object", fmt)
+        raise invalid_type("text.format", "an object", fmt)
     kind = fmt.get("type")
     if kind == "json_schema":
         if not isinstance(fmt.get("name"), str):
-            raise _missing("text.format.name")
+            raise missing("text.format.name")
         if not isinstance(fmt.get("schema"), dict):
-            raise _missing("text.format.schema")
+            raise missing("text.format.schema")
         prompt.json_schema = fmt["schema"]
     elif kind == "json_object":
         prompt.json_mode = True
     elif kind != "text":
-        raise _invalid_value("text.format.type", kind, ("text", "json_schema", "json_object"))
+        raise invalid_value("text.format.type", kind, ("text", "json_schema", "json_object"))
     return {"format": fmt, "verbosity": text.get("verbosity") or "medium"}
 
 
 def _echo(
-    body: dict[str, Any], tools: list[dict[str, Any]], text: dict[str, Any], parallel: bool
+    body: dict[str, Any],
+    tools: list[dict[str, Any]],
+    text: dict[str, Any],
+    parallel: bool,
+    reasoning: Reasoning | None,
 ) -> dict[str, Any]:
-    reasoning = body.get("reasoning")
-    if reasoning is not None and not isinstance(reasoning, dict):
-        raise _invalid_type("reasoning", "an object", reasoning)
-    reasoning = reasoning or {}
+    asked = body.get("reasoning") or {}
+    effort = reasoning.effort if reasoning is not None else asked.get("effort")
     tier = body.get("service_tier")
 
     def given(key: str, default: Any) -> Any:
@@ -278,7 +291,7 @@ def _echo(
         "max_tool_calls": body.get("max_tool_calls"),
         "parallel_tool_calls": parallel,
         "prompt_cache_key": body.get("prompt_cache_key"),
-        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "reasoning": {"effort": effort, "summary": asked.get("summary")},
         "safety_identifier": body.get("safety_identifier"),
         "service_tier": "default" if tier in (None, "auto") else tier,
         "store": body.get("store") is not False,
@@ -304,39 +317,3 @@ def _echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:
         "parameters": tool.get("parameters"),
         "strict": tool.get("strict") is not False,  # Responses function tools are strict unless told not
     }
-
-
-def _missing(param: str) -> BadRequest:
-    return BadRequest(
-        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-    )
-
-
-def _invalid_type(param: str, expected: str, got: Any) -> BadRequest:
-    return BadRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(got)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _invalid_value(param: str, got: Any, supported: tuple[str, ...]) -> BadRequest:
-    head = ", ".join(f"'{s}'" for s in supported[:-1])
-    listed = f"{head}{',' if len(supported) > 2 else ''} and '{supported[-1]}'"
-    return BadRequest(
-        f"Invalid value: '{got}'. Supported values are: {listed}.", param=param, code="invalid_value"
-    )
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
