@@ -94,9 +94,7 @@ def _refuse_stored_state(body: dict[str, Any]) -> None:
 
 def _input_items(raw: Any) -> list[dict[str, Any]]:
     if raw is None:
-        raise BadRequest(
-            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
-        )
+        raise missing("input")
     if isinstance(raw, str):
         return [{"type": "message", "role": "user", "content": raw}]
     if not isinstance(raw, list):
