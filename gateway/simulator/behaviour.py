@@ -24,6 +24,7 @@ from gateway.simulator.generation import Answer
 from gateway.simulator.ledger import Ledger
 from gateway.simulator.openai_chat import OpenAIChat
 from gateway.simulator.openai_completions import OpenAICompletions
+from gateway.simulator.openai_responses import OpenAIResponses
 from gateway.simulator.serving_slots import ServingSlots
 from gateway.simulator.streaming import play
 from gateway.simulator.wire import (
@@ -45,7 +46,9 @@ _GEMINI_PATH = re.compile(r"^(?:/v1beta|/v1)?/models/([^/:]+):(generateContent|s
 class Dialect(Protocol):
     """One wire protocol for generation: parse its request, render the neutral answer back."""
 
-    def error(self, status: int, message: str, param: str | None = None) -> bytes: ...
+    def error(
+        self, status: int, message: str, param: str | None = None, code: str | None = None
+    ) -> bytes: ...
     def parse(self, body: dict[str, Any], model: str) -> Any: ...
     def answer(self, request: Any, output_tokens: int, seed: int) -> Answer: ...
     def render(self, answer: Answer, request: Any) -> bytes: ...
@@ -62,6 +65,7 @@ class Simulator:
         self._knobs = KnobResolver(self.config)
         self._chat, self._completions = OpenAIChat(), OpenAICompletions()
         self._anthropic, self._gemini = AnthropicMessages(), GeminiGenerate()
+        self._responses = OpenAIResponses()
 
     async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> SimResponse:
         """Answer one request. ``headers`` must have lower-case names; ``path`` may carry a query."""
@@ -82,6 +86,8 @@ class Simulator:
                 return await self._generate(self._completions, path, headers, body)
             if route == "/messages":
                 return await self._generate(self._anthropic, path, headers, body)
+            if route == "/responses":
+                return await self._generate(self._responses, path, headers, body)
             if route == "/embeddings":
                 return await self._embeddings(path, headers, body)
             gemini = _GEMINI_PATH.match(path)
@@ -138,7 +144,7 @@ class Simulator:
             request = dialect.parse(body, model)
         except BadRequest as exc:
             return SimResponse(
-                exc.status, dict(JSON_HEADERS), dialect.error(exc.status, exc.message, exc.param)
+                exc.status, dict(JSON_HEADERS), dialect.error(exc.status, exc.message, exc.param, exc.code)
             )
         if stream is not None:
             request.stream = stream
