@@ -74,10 +74,10 @@ class RawConnection:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def wait_closed_by_peer(self, timeout: float = 30.0) -> None:
-        """Block until the client closes the connection (or ``timeout``): reads and discards."""
+    async def wait_closed_by_peer(self, within: float = 30.0) -> None:
+        """Block until the client closes the connection (or ``within`` seconds pass): reads and discards."""
         with contextlib.suppress(TimeoutError, ConnectionError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while await self.reader.read(65536):
                     pass
 

@@ -16,7 +16,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.raw_upstream import LAST_CHUNK, RawConnection, RawRequest, RawUpstream, chunk, chunked_head, http_response
+from tests.raw_upstream import (
+    LAST_CHUNK,
+    RawConnection,
+    RawRequest,
+    RawUpstream,
+    chunk,
+    chunked_head,
+    http_response,
+)
 
 
 @dataclass

@@ -93,9 +93,13 @@ def nested(depth: int, leaf: object = "x", kind: str = "list") -> str:
     return '{"a":' * depth + inner + "}" * depth
 
 
-def _chat_with(field: str, raw_value: str, model: str = "auto") -> bytes:
-    return ('{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "%s": %s}'
-            % (model, field, raw_value)).encode()
+def splice(template: str, raw_value: str) -> bytes:
+    """``template`` with its ``@`` replaced by raw JSON text."""
+    return template.replace("@", raw_value).encode()
+
+
+def _chat_with(field: str, raw_value: str) -> bytes:
+    return splice('{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "' + field + '": @}', raw_value)
 
 
 @dataclass(frozen=True)
@@ -136,27 +140,20 @@ CASES = [
                                                      "max_tokens": 2**62, "n": 128}), 400),
     Case("deep-metadata", CHAT, _chat_with("metadata", nested(DEEP, kind="dict")), 400),
     Case("deep-unknown-field", CHAT, _chat_with("x_extension", nested(DEEP)), 400),
-    Case("deep-tool-parameters", CHAT, ('{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "tools": '
-                                        '[{"type": "function", "function": {"name": "f", "parameters": %s}}]}'
-                                        % nested(DEEP, kind="dict")).encode(), 400),
-    Case("deep-message-content", CHAT, ('{"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", '
-                                        '"text": "hi", "extra": %s}]}]}' % nested(DEEP)).encode(), 400),
-    Case("deep-message-field", CHAT, ('{"model": "auto", "messages": [{"role": "user", "content": "hi", "name": %s}]}'
-                                      % nested(DEEP)).encode(), 400),
-    Case("deep-json-schema", CHAT, ('{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "response_format": '
-                                    '{"type": "json_schema", "json_schema": {"name": "s", "schema": %s}}}'
-                                    % nested(DEEP, kind="dict")).encode(), 400),
+    Case("deep-tool-parameters", CHAT, splice('{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "tools": '
+                                        '[{"type": "function", "function": {"name": "f", "parameters": @}}]}', nested(DEEP, kind="dict")), 400),
+    Case("deep-message-content", CHAT, splice('{"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", '
+                                        '"text": "hi", "extra": @}]}]}', nested(DEEP)), 400),
+    Case("deep-message-field", CHAT, splice('{"model": "auto", "messages": [{"role": "user", "content": "hi", "name": @}]}', nested(DEEP)), 400),
+    Case("deep-json-schema", CHAT, splice('{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "response_format": '
+                                    '{"type": "json_schema", "json_schema": {"name": "s", "schema": @}}}', nested(DEEP, kind="dict")), 400),
     Case("very-deep-unknown-field", CHAT, _chat_with("x_extension", nested(VERY_DEEP)), 400),
     Case("beyond-parser-limit", CHAT, _chat_with("x_extension", nested(5000)), 400),
-    Case("completions-deep-prompt", "/v1/completions", ('{"model": "auto", "prompt": %s}' % nested(DEEP)).encode(), 400),
-    Case("completions-very-deep-prompt", "/v1/completions", ('{"model": "auto", "prompt": %s}'
-                                                             % nested(VERY_DEEP)).encode(), 400),
-    Case("completions-deep-unknown-field", "/v1/completions", ('{"model": "auto", "prompt": "hi", "suffix_x": %s}'
-                                                               % nested(DEEP, kind="dict")).encode(), 400),
-    Case("embeddings-deep-input", "/v1/embeddings", ('{"model": "text-embedding-3-small", "input": %s}'
-                                                     % nested(DEEP)).encode(), 400),
-    Case("embeddings-deep-unknown-field", "/v1/embeddings", ('{"model": "text-embedding-3-small", "input": "hi", "x": %s}'
-                                                             % nested(DEEP, kind="dict")).encode(), 400),
+    Case("completions-deep-prompt", "/v1/completions", splice('{"model": "auto", "prompt": @}', nested(DEEP)), 400),
+    Case("completions-very-deep-prompt", "/v1/completions", splice('{"model": "auto", "prompt": @}', nested(VERY_DEEP)), 400),
+    Case("completions-deep-unknown-field", "/v1/completions", splice('{"model": "auto", "prompt": "hi", "suffix_x": @}', nested(DEEP, kind="dict")), 400),
+    Case("embeddings-deep-input", "/v1/embeddings", splice('{"model": "text-embedding-3-small", "input": @}', nested(DEEP)), 400),
+    Case("embeddings-deep-unknown-field", "/v1/embeddings", splice('{"model": "text-embedding-3-small", "input": "hi", "x": @}', nested(DEEP, kind="dict")), 400),
     Case("explain-deep-metadata", "/v1/gateway/explain", _chat_with("metadata", nested(DEEP, kind="dict")), 400),
     Case("explain-role-array", "/v1/gateway/explain", _json({"model": "auto", "messages": [{"role": [], "content": "hi"}]}),
          400),

@@ -16,7 +16,15 @@ from pathlib import Path
 import httpx
 
 from tests import servers
-from tests.adversarial.support import ADMIN, ADMIN_KEY, assert_envelope, key_hash, metric, wait_for, write_policy
+from tests.adversarial.support import (
+    ADMIN,
+    ADMIN_KEY,
+    assert_envelope,
+    key_hash,
+    metric,
+    wait_for,
+    write_policy,
+)
 
 BASE = (Path(__file__).resolve().parents[2] / "policies" / "default.yaml").read_text()
 KEYS = f"""

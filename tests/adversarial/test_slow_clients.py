@@ -55,8 +55,8 @@ class Attack:
     def first_bytes(self, i: int) -> bytes:
         if self.mode == "headers":
             return f"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow-{i}: 0\r\n".encode()
-        return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                f"content-length: 100000\r\n\r\n{{\"model\": \"auto\", ").encode()
+        return (b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b"content-length: 100000\r\n\r\n{\"model\": \"auto\", ")
 
     def next_bytes(self, i: int, n: int) -> bytes:
         return f"x-slow-{i}-{n}: {n}\r\n".encode() if self.mode == "headers" else b" "
