@@ -84,18 +84,6 @@ class RawConnection:
     def close(self) -> None:
         self.writer.close()
 
-    def abort(self) -> None:
-        """Drop the connection with a reset, the way a crashed server looks."""
-        transport = self.writer.transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-            import struct
-
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-
 
 @dataclass
 class RawUpstream:
@@ -103,7 +91,6 @@ class RawUpstream:
     requests: list[RawRequest] = field(default_factory=list)
     connections_total: int = 0
     open_connections: int = 0
-    max_open_connections: int = 0
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -118,9 +105,6 @@ class RawUpstream:
     def api_base(self) -> str:
         return f"{self.url}/v1"
 
-    def bodies(self, path_suffix: str = "") -> list[bytes]:
-        return [r.body for r in list(self.requests) if r.path.endswith(path_suffix)]
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -128,7 +112,6 @@ class RawUpstream:
         index = self.connections_total
         self.connections_total += 1
         self.open_connections += 1
-        self.max_open_connections = max(self.max_open_connections, self.open_connections)
         conn = RawConnection(reader, writer, index, self)
         try:
             await self.script(conn)
@@ -159,11 +142,6 @@ class RawUpstream:
         if not started.wait(10):
             raise RuntimeError("the raw upstream did not start")
         return self
-
-    def call(self, coro: Awaitable[object], timeout: float = 10.0) -> object:
-        """Run a coroutine on the upstream's loop (e.g. to change its state safely) and wait for it."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
 
     def __exit__(self, *exc: object) -> None:
         loop = self._loop

@@ -141,11 +141,3 @@ class RecordingUpstream(RawUpstream):
                     await conn.send(chunk(item))
             await conn.send(LAST_CHUNK)
 
-    def json_bodies(self, path_suffix: str = "") -> list[dict[str, Any]]:
-        out = []
-        for body in self.bodies(path_suffix):
-            try:
-                out.append(json.loads(body))
-            except ValueError:
-                continue
-        return out

@@ -70,12 +70,3 @@ def assert_envelope(resp: httpx.Response, *, status: int | None = None) -> dict[
     assert set(error) >= {"message", "type", "param", "code"}, f"envelope fields missing: {error!r}"
     assert isinstance(error["message"], str) and error["message"], error
     return error
-
-
-def no_tracebacks(log: Path) -> None:
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, "the gateway logged a traceback:\n" + text[text.index("Traceback") - 300:][:3000]
-
-
-def chat(content: str = "Tell me a story.", model: str = "auto", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": content}], **extra}

@@ -196,3 +196,23 @@ def test_a_non_finite_retry_after_falls_back_to_the_next_deployment(gateway: Gat
     assert "UpstreamRateLimited" in resp.headers.get("x-gateway-fallbacks", ""), resp.headers
     fresh = gateway.new_log()
     assert "Traceback" not in fresh, fresh[-4000:]
+
+
+LEGAL = {
+    "named-tool-choice": {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                          "tool_choice": {"type": "function", "function": {"name": "f"}}},
+    "named-tool-choice-stream": {"stream": True,
+                                 "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                                 "tool_choice": {"type": "function", "function": {"name": "f"}}},
+}
+
+
+@pytest.mark.parametrize("name", list(LEGAL))
+def test_legal_request_shapes_found_by_the_fuzz_suite_are_served(gateway: Gateway, name: str) -> None:
+    """Found by tests/fuzz: the same unhashable-value crash hit a request OpenAI documents (a named tool choice)."""
+    gateway.new_log()
+    body = {"model": "auto", "messages": [{"role": "user", "content": "call f"}], **LEGAL[name]}
+    resp = httpx.post(f"{gateway.url}{CHAT}", json=body, headers=AUTH, timeout=30)
+    assert resp.status_code == 200, f"{resp.status_code}: {resp.text[:300]}"
+    fresh = gateway.new_log()
+    assert "Traceback" not in fresh, fresh[-4000:]
