@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ PROMPT_TOKENS = 5
 PRICE_PER_TOKEN = 0.10
 FULL_COST = (PROMPT_TOKENS + len(WORDS)) * PRICE_PER_TOKEN  # what the upstream bills for one answer
 TOKENS_PER_MINUTE = 100_000
+FIGURES = Path(__file__).resolve().parents[1] / "out" / "early-leave-figures.json"
 BODY = {"model": "metered", "stream": True, "max_tokens": 400,
         "messages": [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]}
 
@@ -118,7 +120,10 @@ def test_a_client_that_leaves_before_usage_pays_no_less_than_one_that_stays(gate
         by_key = wait_for(both_charged, timeout=15, what="spend recorded for both streams")
     except AssertionError:
         by_key = spend(gateway)
-        raise AssertionError(f"spend after one full answer each: {by_key} (the leaver was charged nothing)") from None
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    FIGURES.write_text(json.dumps({"upstream_billed_usd": FULL_COST, "early_leaver_charged_usd": by_key.get("leaver-key", 0.0),
+                                   "staying_client_charged_usd": by_key.get("stayer-key", 0.0)}, indent=2) + "\n")
+    assert by_key.get("leaver-key"), f"spend after one full answer each: {by_key} (the leaver was charged nothing)"
     assert by_key["stayer-key"] == pytest.approx(FULL_COST, rel=0.01), "the staying client pays the upstream's usage"
     assert by_key["leaver-key"] >= by_key["stayer-key"] * 0.999, (
         f"an early leaver paid ${by_key['leaver-key']:.2f} for the same answer a staying client paid "
