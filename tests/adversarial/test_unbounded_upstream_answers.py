@@ -68,7 +68,6 @@ class Setup:
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
     """A gateway per test: one left chewing on a hostile stream must not slow the next test down."""
-    tmp = tmp_path
     with RawUpstream(_script) as upstream:
         deployments = "".join(
             f"  {name}:\n    type: vllm\n    model: {name}\n    api_base: {upstream.api_base}\n    hosting: self\n"
@@ -76,27 +75,34 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
             f"    timeouts: {{first_byte: 60, idle: 60, total: 120}}\n"
             for name in MODELS)
         models = "".join(f"  {name}: {{deployments: [{name}]}}\n" for name in MODELS)
-        policy = write_policy(tmp, f"name: unbounded\ndeployments:\n{deployments}models:\n{models}")
-        with servers.gateway(policy, env={"GATEWAY_ADMIN_KEY": ADMIN_KEY}, log_path=tmp / "gw.log") as url:
+        policy = write_policy(tmp_path, f"name: unbounded\ndeployments:\n{deployments}models:\n{models}")
+        with servers.gateway(policy, env={"GATEWAY_ADMIN_KEY": ADMIN_KEY}, log_path=tmp_path / "gw.log") as url:
             yield Setup(url, servers.process_of(url).pid)
 
 
-def _peak_rss_bytes(pid: int) -> int:
+def _memory_bytes(pid: int, field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since start or since the peak was last reset)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-def _ask(url: str, model: str, stream: bool = False) -> dict:
+def _reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS, so start-up's peak does not hide ours
+
+
+def _ask(model: str, stream: bool = False) -> dict:
     return {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_a_100mb_answer_is_a_clear_502_and_memory_stays_bounded(setup: Setup) -> None:
-    before = _peak_rss_bytes(setup.pid)
-    resp = httpx.post(f"{setup.url}/v1/chat/completions", json=_ask(setup.url, "huge-answer"), timeout=120)
-    growth = _peak_rss_bytes(setup.pid) - before
-    assert resp.status_code == 502, f"{resp.status_code}: {resp.text[:200]!r} ({len(resp.content)} bytes)"
+    _reset_peak(setup.pid)
+    before = _memory_bytes(setup.pid, "VmRSS")
+    resp = httpx.post(f"{setup.url}/v1/chat/completions", json=_ask("huge-answer"), timeout=120)
+    growth = _memory_bytes(setup.pid, "VmHWM") - before
+    assert resp.status_code == 502, (f"a {ANSWER_BYTES / 2**20:.0f} MiB answer was relayed as {resp.status_code} "
+                                     f"({len(resp.content)} bytes; the gateway's peak RSS grew by {growth / 2**20:.0f} MiB)")
     error = assert_envelope(resp, status=502)
     assert any(word in error["message"].lower() for word in ("large", "size", "limit", "bytes", "exceed")), error
     assert growth < 0.8 * ANSWER_BYTES, (
@@ -130,7 +136,7 @@ def test_a_stream_without_blank_lines_is_cut_and_healthz_answers_meanwhile(setup
     started = time.monotonic()
     status, body = 0, b""
     try:
-        with httpx.stream("POST", f"{setup.url}/v1/chat/completions", json=_ask(setup.url, "endless-event", True),
+        with httpx.stream("POST", f"{setup.url}/v1/chat/completions", json=_ask("endless-event", True),
                           timeout=30) as resp:
             status, body = resp.status_code, resp.read()
     except httpx.TimeoutException:
@@ -156,7 +162,7 @@ def test_crlf_separated_events_keep_their_usage_and_drop_the_unasked_usage_event
     model = "crlf-batched" if batched else "crlf-stream"
     lines: list[str] = []
     charged_before = spend(setup.url, "deployment").get(model, 0.0)
-    with httpx.stream("POST", f"{setup.url}/v1/chat/completions", json=_ask(setup.url, model, True), timeout=30) as resp:
+    with httpx.stream("POST", f"{setup.url}/v1/chat/completions", json=_ask(model, True), timeout=30) as resp:
         assert resp.status_code == 200
         lines = [line for line in resp.iter_lines() if line.strip()]
     payloads = [line[len("data:"):].strip() for line in lines if line.startswith("data:")]
