@@ -157,7 +157,7 @@ def test_the_concurrency_gate_keeps_its_slots_when_a_hand_over_races_a_timeout()
     results = []
     for exe in _interpreters():
         out = subprocess.run([exe, str(Path(__file__).with_name("gate_race.py")),
-                              str(ROOT / "gateway" / "routing" / "saturation.py"), "600"],
+                              str(ROOT / "gateway" / "routing" / "saturation.py"), "300"],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         results.append(json.loads(out.stdout))
