@@ -8,7 +8,7 @@ schemathesis suite check the gateway's answers against it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,27 +34,62 @@ class ErrorEnvelope(BaseModel):
 # --- requests ----------------------------------------------------------------------------------------
 
 
-class ChatMessage(_Open):
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = Field(
-        default=None, description="Text, or content parts (`text`, `image_url`, `input_audio`, `file`...).")
+class ContentPart(_Open):
+    type: str = Field(description="`text`, `image_url`, `input_audio`, `file`...")
+
+
+class InstructionMessage(_Open):
+    """A system, developer or user message: its content is required."""
+
+    role: Literal["system", "developer", "user"]
+    content: str | list[ContentPart] = Field(description="Text, or content parts.")
+    name: str | None = None
+
+
+class ReplyMessage(_Open):
+    """An assistant, tool or (legacy) function message: content may be null."""
+
+    role: Literal["assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+
+
+ChatMessage = InstructionMessage | ReplyMessage
 
 
 class StreamOptions(_Open):
     include_usage: bool | None = None
 
 
+class FunctionSpec(_Open):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="A JSON schema.")
+
+
 class FunctionTool(_Open):
     type: str = "function"
-    function: dict[str, Any] = Field(description="`name` (required), `description`, `parameters` (JSON schema).")
+    function: FunctionSpec
 
 
-class ResponseFormat(_Open):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+class JsonSchemaSpec(_Open):
+    name: str
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class TextFormat(_Open):
+    type: Literal["text", "json_object"]
+
+
+class JsonSchemaFormat(_Open):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = TextFormat | JsonSchemaFormat
 
 
 class ChatCompletionRequest(_Open):
@@ -69,10 +104,10 @@ class ChatCompletionRequest(_Open):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: int | None = Field(default=None, ge=1, le=128)
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = Field(default=None, description="A string, or at most 4.")
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     tools: list[FunctionTool] | None = None

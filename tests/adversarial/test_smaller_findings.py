@@ -4,7 +4,8 @@
 - a repeated ``x-data-class`` header counts its most sensitive value, on the proxy routes and on explain alike;
 - an 8 KB ``x-request-id`` is not echoed back;
 - ``/metrics`` (per-team spend), ``/docs`` and ``/openapi.json`` can be closed to all but the admin key
-  (``GATEWAY_PROTECT_OPS=true``), while ``/healthz`` and ``/readyz`` stay open for probes;
+  (``GATEWAY_METRICS_KEY`` for a scrape credential, ``GATEWAY_DOCS=admin``), while ``/healthz`` and
+  ``/readyz`` stay open for probes;
 - the concurrency gate keeps its slot count when a hand-over races a timeout, on every Python the
   project admits (3.12 changed ``asyncio.wait_for``);
 - an active health check against an upstream that stalls the body does not leak a connection per probe.
@@ -122,16 +123,19 @@ PROTECTED = ["/metrics", "/docs", "/openapi.json"]
 
 def test_ops_endpoints_can_be_closed_to_all_but_the_admin_key(tmp_path: Path) -> None:
     policy = write_policy(tmp_path, (ROOT / "tests" / "policies" / "auth.yaml").read_text())
-    env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY, "GATEWAY_PROTECT_OPS": "true"}
+    env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY, "GATEWAY_METRICS_KEY": "scrape-only-key", "GATEWAY_DOCS": "admin"}
     with servers.gateway(policy, env=env, log_path=tmp_path / "gw.log") as url:
         for path in PROTECTED:
             anonymous = httpx.get(url + path, timeout=10)
             assert anonymous.status_code in (401, 403), (
-                f"GET {path} without a key answered {anonymous.status_code} with GATEWAY_PROTECT_OPS=true")
+                f"GET {path} without a key answered {anonymous.status_code} with ops protection on")
             assert_envelope(anonymous)
             team_key = httpx.get(url + path, headers={"authorization": "Bearer sk-research-1"}, timeout=10)
             assert team_key.status_code in (401, 403), f"GET {path} with a team's key answered {team_key.status_code}"
             assert httpx.get(url + path, headers=ADMIN, timeout=10).status_code == 200, f"the admin key opens {path}"
+        scrape = {"authorization": "Bearer scrape-only-key"}
+        assert httpx.get(url + "/metrics", headers=scrape, timeout=10).status_code == 200, "the scrape key reads metrics"
+        assert httpx.get(url + "/docs", headers=scrape, timeout=10).status_code in (401, 403), "and nothing else"
         for path in ("/healthz", "/readyz"):
             assert httpx.get(url + path, timeout=10).status_code == 200, f"{path} stays open for probes"
 

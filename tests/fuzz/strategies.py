@@ -200,7 +200,8 @@ class FuzzRequest:
     def fault_injected(self) -> bool:
         """The request names a deployment whose upstream fails on purpose: 502/503/504 are its right answer."""
         body = self.json_body
-        return isinstance(body, dict) and body.get("model") in FAULTY_MODELS
+        model = body.get("model") if isinstance(body, dict) else None
+        return isinstance(model, str) and model in FAULTY_MODELS
 
 
 def _encode(body: Any) -> bytes:
