@@ -25,7 +25,8 @@ async def test_every_route_is_documented_with_its_bodies_and_errors(tmp_path: Pa
         doc = (await gw.get("/openapi.json")).json()
     paths = doc["paths"]
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model_id}",
-                 "/v1/gateway/explain", "/v1/gateway/reload", "/v1/gateway/spend", "/healthz", "/readyz", "/metrics"):
+                 "/v1/gateway/explain", "/v1/gateway/reload", "/v1/gateway/spend", "/healthz", "/readyz", "/metrics",
+                 "/v1/messages", "/v1/messages/count_tokens", "/v1/responses"):
         assert path in paths, path
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/gateway/explain"):
         operation = paths[path]["post"]
@@ -34,6 +35,8 @@ async def test_every_route_is_documented_with_its_bodies_and_errors(tmp_path: Pa
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (path, status)
     assert "text/event-stream" in paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]
+    anthropic_error = paths["/v1/messages"]["post"]["responses"]["529"]["content"]["application/json"]["schema"]
+    assert anthropic_error == {"$ref": "#/components/schemas/AnthropicErrorEnvelope"}
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     spend_params = {p["name"] for p in paths["/v1/gateway/spend"]["get"]["parameters"]}
     assert spend_params == {"period", "date"}

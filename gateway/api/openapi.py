@@ -31,8 +31,10 @@ _ERROR_WORDS = {
     502: "The upstream failed or answered something unusable.",
     503: "No deployment is available right now (breakers open, saturated, shared state unavailable).",
     504: "The upstream did not answer in time.",
+    529: "No deployment is available right now (Anthropic's overloaded_error).",
 }
 _PROXIED = (400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504)
+_ANTHROPIC = (400, 401, 403, 404, 408, 413, 429, 500, 504, 529)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class _Operation:
     request: type[BaseModel] | None = None
     streams: bool = False
     text: str | None = None  # a plain-text answer's media type
+    envelope: type[BaseModel] = m.ErrorEnvelope
 
 
 _OPERATIONS: dict[tuple[str, str], _Operation] = {
@@ -52,6 +55,15 @@ _OPERATIONS: dict[tuple[str, str], _Operation] = {
         "Create a (legacy) completion, routed by policy", m.Completion, _PROXIED, m.CompletionRequest, True),
     ("post", "/v1/embeddings"): _Operation(
         "Create embeddings, routed by policy", m.EmbeddingList, _PROXIED, m.EmbeddingRequest),
+    ("post", "/v1/messages"): _Operation(
+        "Create an Anthropic message, routed by policy (natively or translated to chat completions)",
+        m.MessagesAnswer, _ANTHROPIC, m.MessagesRequest, True, envelope=m.AnthropicErrorEnvelope),
+    ("post", "/v1/messages/count_tokens"): _Operation(
+        "Count a Messages request's tokens (the gateway's estimate, no upstream call)", m.CountTokensAnswer,
+        (400, 401, 403, 404, 408, 413, 500), m.CountTokensRequest, envelope=m.AnthropicErrorEnvelope),
+    ("post", "/v1/responses"): _Operation(
+        "Create an OpenAI response, routed by policy (natively or translated to chat completions)",
+        m.ResponsesAnswer, _PROXIED, m.ResponsesRequest, True),
     ("get", "/v1/models"): _Operation("The model names the caller's team may use", m.ModelList, (401, 500)),
     ("get", "/v1/models/{model_id}"): _Operation("One model name", m.ModelCard, (401, 404, 500)),
     ("post", "/v1/gateway/explain"): _Operation(
@@ -108,7 +120,7 @@ def _describe(item: dict[str, Any], op: _Operation, path: str) -> None:
                             "content": {"application/json": {"schema": _ref(m.ReadyAnswer)}}}
     for status in op.errors:
         responses[str(status)] = {"description": _ERROR_WORDS[status],
-                                  "content": {"application/json": {"schema": _ref(m.ErrorEnvelope)}}}
+                                  "content": {"application/json": {"schema": _ref(op.envelope)}}}
     item["responses"] = responses
 
 
@@ -117,7 +129,8 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _models() -> list[type[BaseModel]]:
-    return [m.ErrorEnvelope, m.ChatCompletionRequest, m.CompletionRequest, m.EmbeddingRequest, m.ChatCompletion,
+    return [m.ErrorEnvelope, m.AnthropicErrorEnvelope, m.MessagesRequest, m.MessagesAnswer, m.CountTokensRequest,
+            m.CountTokensAnswer, m.ResponsesRequest, m.ResponsesAnswer, m.ChatCompletionRequest, m.CompletionRequest, m.EmbeddingRequest, m.ChatCompletion,
             m.Completion, m.EmbeddingList, m.ModelList, m.ModelCard, m.ExplainAnswer, m.ReloadAnswer, m.SpendAnswer,
             m.ReadyAnswer]
 

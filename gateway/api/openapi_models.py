@@ -240,3 +240,103 @@ class SpendAnswer(BaseModel):
 class ReadyAnswer(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str] = Field(description="`policy`, `redis` (`ok` or `degraded …`: still ready), `shutdown`.")
+
+
+# --- Anthropic Messages and OpenAI Responses -----------------------------------------------------------
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, not_found_error, "
+                      "request_too_large, rate_limit_error, api_error, timeout_error, overloaded_error.")
+    message: str
+
+
+class AnthropicErrorEnvelope(BaseModel):
+    """Errors of `/v1/messages` come in Anthropic's envelope, so Anthropic's SDKs raise their usual exceptions."""
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail
+    request_id: str | None = None
+
+
+class AnthropicMessage(_Open):
+    role: Literal["user", "assistant", "system"]
+    content: str | list[dict[str, Any]] = Field(description="Text, or blocks: text, image, document, tool_use, "
+                                                "tool_result, thinking.")
+
+
+class MessagesRequest(_Open):
+    """Anthropic's Messages request."""
+
+    model: str = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    messages: list[AnthropicMessage]
+    system: str | list[dict[str, Any]] | None = None
+    stream: bool | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+
+
+class CountTokensRequest(_Open):
+    model: str = Field(min_length=1)
+    messages: list[AnthropicMessage]
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+class CountTokensAnswer(BaseModel):
+    input_tokens: int = Field(description="The gateway's estimate of the prompt's tokens.")
+
+
+class AnthropicUsage(_Open):
+    input_tokens: int
+    output_tokens: int
+
+
+class MessagesAnswer(_Open):
+    """A Message (with `stream: true`: `text/event-stream` of Anthropic's events, message_start … message_stop)."""
+
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    stop_sequence: str | None = None
+    usage: AnthropicUsage
+
+
+class ResponsesRequest(_Open):
+    """OpenAI's Responses request; stateless (`previous_response_id`, `conversation`, `background` refused)."""
+
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    stream: bool | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    store: bool | None = None
+
+
+class ResponsesAnswer(_Open):
+    """A Response (with `stream: true`: `text/event-stream` of response.* events)."""
+
+    id: str
+    object: Literal["response"]
+    created_at: int
+    status: str
+    model: str
+    output: list[dict[str, Any]]
+    usage: dict[str, Any] | None = None

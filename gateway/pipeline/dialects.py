@@ -208,11 +208,11 @@ class MessagesDialect(_Translating):
         assert renderer is not None
         return [renderer.feed_bytes(b"".join(stream_events)), renderer.close()]
 
-    def count_tokens(self, raw: bytes) -> int:
-        """``/v1/messages/count_tokens``: the gateway's estimate of the request's prompt tokens."""
+    def count_tokens(self, raw: bytes) -> tuple[str, int]:
+        """``/v1/messages/count_tokens``: the model asked for, and the gateway's estimate of the prompt's tokens."""
         body = parse_json_object(raw, what="The Anthropic API")
         validate_messages(body, counting=True)
-        return estimate_request_tokens(messages_to_chat(body).body, Endpoint.CHAT)
+        return body["model"], estimate_request_tokens(messages_to_chat(body).body, Endpoint.CHAT)
 
 
 class ResponsesDialect(_Translating):

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateway.core.errors import GatewayError, PolicyDenied
+from gateway.core.errors import GatewayError, ModelNotFound, PolicyDenied
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
@@ -59,9 +59,17 @@ class ProxyService:
         return inbound
 
     async def count_tokens(self, dialect: MessagesDialect, raw: bytes, headers: Mapping[str, str]) -> int:
-        """``/v1/messages/count_tokens``: authenticated like any request, answered without an upstream."""
-        authenticate(self.runtime.snapshot, credentials(headers), self.admin_key)
-        return dialect.count_tokens(raw)
+        """``/v1/messages/count_tokens``: authenticated like any request, for a model the caller may use,
+        answered without an upstream."""
+        snapshot = self.runtime.snapshot
+        identity = authenticate(snapshot, credentials(headers), self.admin_key)
+        model, tokens = dialect.count_tokens(raw)
+        policy = snapshot.policy
+        name = policy.resolve_model(model)
+        team = policy.teams.get(identity.team)
+        if name is None or (team is not None and team.models is not None and name not in team.models):
+            raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+        return tokens
 
     async def handle(self, dialect: Dialect, raw: bytes, headers: Mapping[str, str], started: float) -> Response:
         call = Call(dialect.endpoint, request_id_from(headers), started)

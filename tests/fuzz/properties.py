@@ -83,21 +83,31 @@ def _is_envelope(payload: Any) -> bool:
             and isinstance(error["message"], str))
 
 
-def violation(status: int, headers: dict[str, str], body: bytes, *, fault_injected: bool) -> str | None:
-    """What is wrong with this answer, or ``None`` when it keeps the property."""
-    if status >= 500 and not (fault_injected and status in INJECTED_FAULT_STATUSES):
+def violation(status: int, headers: dict[str, str], body: bytes, *, fault_injected: bool,
+              anthropic: bool = False) -> str | None:
+    """What is wrong with this answer, or ``None`` when it keeps the property. ``anthropic``: the route speaks
+    Anthropic's Messages API, whose errors come in Anthropic's envelope (529 is its "overloaded")."""
+    if status >= 500 and not (fault_injected and status in INJECTED_FAULT_STATUSES) and not (anthropic and status == 529):
         return f"{status}: {body[:300]!r}"
     if status >= 400:
         try:
             payload = json.loads(body)
         except ValueError:
             return f"{status} without a JSON body: {body[:200]!r}"
+        if anthropic:
+            return None if _is_anthropic_envelope(payload) else f"{status} not in Anthropic's envelope: {body[:300]!r}"
         if not _is_envelope(payload):
             return f"{status} not in OpenAI's envelope: {body[:300]!r}"
         return None
     if "text/event-stream" in headers.get("content-type", ""):
         return _stream_violation(body, fault_injected)
     return None
+
+
+def _is_anthropic_envelope(payload: object) -> bool:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return (isinstance(payload, dict) and payload.get("type") == "error" and isinstance(error, dict)
+            and isinstance(error.get("type"), str) and isinstance(error.get("message"), str))
 
 
 def _stream_violation(body: bytes, fault_injected: bool) -> str | None:

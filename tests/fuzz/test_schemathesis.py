@@ -56,6 +56,7 @@ def test_the_openapi_document_operations_keep_the_property(case: schemathesis.Ca
     headers = {name.lower(): value[0] if isinstance(value, list) else value for name, value in response.headers.items()}
     model = case.body.get("model") if isinstance(case.body, dict) else None
     fault = isinstance(model, str) and model in FAULTY_MODELS
-    problem = violation(response.status_code, headers, response.content, fault_injected=fault)
+    problem = violation(response.status_code, headers, response.content, fault_injected=fault,
+                        anthropic=case.path.startswith("/v1/messages"))
     record(SUITE, response.status_code, problem, f"{case.method} {case.path}")
     assert problem is None, f"{case.method} {case.formatted_path} body={case.body!r:.600}\n  → {problem}"
