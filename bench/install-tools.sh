@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tools the benchmark needs, installed only when missing (safe to run again; .ci/run calls it):
-#   apt:  nginx (mock upstream and reference proxy), wrk (saturated load), redis-server (when no Redis
-#         answers; .ci/start-redis.sh normally provides one), util-linux (taskset)
+#   apt:  nginx (mock upstream and reference proxy), wrk (saturated load), redis-server (the harness
+#         starts its own when none answers at --redis-url), util-linux (taskset)
 #   pip:  matplotlib into the project's .venv (the chart; the table needs nothing more)
 # LiteLLM is not installed here: `bench/run.py` puts it in bench/.litellm-venv when a run includes it.
 set -euo pipefail

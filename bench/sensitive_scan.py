@@ -14,7 +14,8 @@ from collections.abc import Callable
 from functools import partial
 
 from gateway.core.types import Endpoint
-from gateway.routing.sensitive import SensitiveDataDetector, iter_request_texts
+from gateway.routing.body_strings import body_units, unit_text
+from gateway.routing.sensitive import SensitiveDataDetector
 from gateway.routing.tokens import estimate_request_tokens
 
 _SYSTEM = "You are a careful support assistant for an online electronics shop. Answer briefly and politely."
@@ -47,10 +48,6 @@ def _lowercase_all(texts: list[str]) -> list[str]:
     return [text.lower() for text in texts]
 
 
-def _scan_request(detector: SensitiveDataDetector, body: dict) -> tuple[str, ...]:
-    return detector.scan(iter_request_texts(body))
-
-
 def _interleaved_microseconds(
     functions: dict[str, Callable[[], object]], number: int = 2_000, rounds: int = 21
 ) -> dict[str, float]:
@@ -65,24 +62,57 @@ def _interleaved_microseconds(
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
+def _agent_body(tools: int = 24, turns: int = 12) -> dict:
+    """A coding agent's request: two dozen tool schemas and a long history (about 40 KB)."""
+    schema = {"type": "object", "properties": {
+        name: {"type": "string", "description": f"The {name} to use; see the project's conventions."}
+        for name in ("path", "pattern", "content", "mode", "limit", "offset")}, "required": ["path"]}
+    messages = [{"role": "system", "content": _SYSTEM * 20}]
+    for turn in range(turns):
+        messages.append({"role": "user", "content": _CLEAN_PARAGRAPH * 2 + f" (turn {turn})"})
+        messages.append({"role": "assistant", "content": None, "tool_calls": [{"id": f"c{turn}", "type": "function",
+                         "function": {"name": "read_file", "arguments": '{"path": "src/app.py", "limit": 200}'}}]})
+        messages.append({"role": "tool", "tool_call_id": f"c{turn}", "content": _CLEAN_PARAGRAPH * 3})
+    return {"model": "auto", "messages": messages, "metadata": {"session": "s-1", "repo": "shop"},
+            "tools": [{"type": "function", "function": {"name": f"tool_{i}", "description": "A tool. " * 8,
+                                                        "parameters": schema}} for i in range(tools)]}
+
+
+class _FreshText:
+    """Each call scans a body whose user text was never seen (no memo hits)."""
+
+    def __init__(self, detector: SensitiveDataDetector, text: str) -> None:
+        self.detector, self.text, self.n = detector, text, 0
+
+    def __call__(self) -> tuple[str, ...]:
+        self.n += 1
+        return self.detector.scan_body(_chat_body(f"{self.n} {self.text}"))
+
+
 def main() -> None:
     detector = SensitiveDataDetector()
+    chinese = "我在九月三十日订购了一台二十七英寸的显示器，它每隔十到十五秒闪烁一次。请问这是已知问题吗？" * 20
     bodies = {
-        "without personal data": _chat_body(_two_kilobytes()),
-        "with personal data": _chat_body(_two_kilobytes(_PERSONAL_DATA)),
+        "2 KB chat, without personal data": _chat_body(_two_kilobytes()),
+        "2 KB chat, with personal data": _chat_body(_two_kilobytes(_PERSONAL_DATA)),
+        "2 KB Chinese chat": _chat_body(chinese[:700]),
+        "agent request, 24 tools, 40 KB": _agent_body(),
     }
     for label, body in bodies.items():
-        texts = list(iter_request_texts(body))
+        texts = [unit_text(unit) for unit in body_units(body)]
         chars = sum(len(text) for text in texts)
+        user = body["messages"][-1]["content"] or ""
         timings = _interleaved_microseconds(
             {
                 "str.lower() baseline": partial(_lowercase_all, texts),
-                "scan(iter_request_texts())": partial(_scan_request, detector, body),
+                "scan_body() (memo warm)": partial(detector.scan_body, body),
+                "scan_body() (fresh text)": _FreshText(detector, user),
                 "estimate_request_tokens()": partial(estimate_request_tokens, body, Endpoint.CHAT),
-            }
+            },
+            number=500,
         )
         baseline = timings["str.lower() baseline"]
-        print(f"{label}: {chars} chars, found {detector.scan(texts) or 'nothing'}")
+        print(f"{label}: {chars} chars, found {detector.scan_body(body) or 'nothing'}")
         for name, microseconds in timings.items():
             print(f"  {name:28s} {microseconds:7.2f} us  ({microseconds / baseline:5.1f}x baseline)")
 

@@ -7,20 +7,23 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
-from gateway.api import gateway_routes, model_routes, ops_routes
+from gateway.api import docs_routes, gateway_routes, model_routes, ops_routes
 from gateway.api.entrance import ProxyFastPath
 from gateway.api.errors import install_error_handlers
+from gateway.api.openapi import build_openapi
 from gateway.metrics.exposition import worker_exiting
 from gateway.metrics.recorder import MetricsRecorder
 from gateway.metrics.registry import GatewayMetrics
 from gateway.pipeline.access_log import AccessLog
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
+from gateway.pipeline.auth import require_keys_off_loopback
 from gateway.pipeline.service import ProxyService
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.reload import PolicyReloader
@@ -35,13 +38,19 @@ log = logging.getLogger("gateway")
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> ASGIApp:
     """The ASGI application: the proxy fast path in front of the FastAPI app (``.app``)."""
     api = create_api(settings, registry)
-    return ProxyFastPath(api, api.state.proxy, settings.max_body_bytes)
+    return ProxyFastPath(api, api.state.proxy, settings.max_body_bytes, settings.body_timeout)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        app.openapi_schema = build_openapi(app)
+    return app.openapi_schema
 
 
 def create_api(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
     metrics = GatewayMetrics(registry or CollectorRegistry(), multiprocess=bool(settings.metrics_dir))
     recorder = MetricsRecorder(metrics)
-    runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed)
+    runtime = Runtime(hooks=recorder, on_breaker_change=recorder.breaker_changed, on_load_reading=recorder.server_load)
     access_log = AccessLog(enabled=settings.access_log)
     state = StateService.from_settings(
         settings.redis_url, timeout=settings.redis_timeout,
@@ -53,6 +62,8 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     accounting = Accounting(recorder, access_log, state)
 
     def install(loaded: LoadedPolicy) -> None:
+        require_keys_off_loopback(loaded.policy, loaded.path, host=settings.host, loopback=settings.loopback,
+                                  allow_unauthenticated=settings.allow_unauthenticated)
         initial = not runtime.ready
         snapshot = runtime.install(loaded)
         recorder.policy_installed(loaded.policy, loaded.version, snapshot.loaded_at, initial=initial)
@@ -75,6 +86,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         gc.freeze()
         sharing = SharedStatsLoop(runtime, state) if state.kind == "redis" else None
         if sharing is not None:
+            runtime.load.owns = sharing.owns  # one replica polls each server's load; the rest read it shared
             sharing.start()
         try:
             yield
@@ -90,8 +102,10 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app = FastAPI(
         title="Model-routing gateway", version="0.1.0", lifespan=lifespan,
-        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url=None,  # served by api/docs_routes.py, guarded as settings say
+        redirect_slashes=False,  # a 307 built from the Host header is an open redirect, and SDKs never need it
     )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.runtime = runtime
@@ -103,4 +117,6 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.include_router(model_routes.router)
     app.include_router(gateway_routes.router)
     app.include_router(ops_routes.router)
+    if settings.docs != "off":
+        app.include_router(docs_routes.router)
     return app

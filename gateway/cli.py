@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, simulate, and policy tooling (check, test, explain)."""
+"""The ``gateway`` command: serve, simulate, and policy tooling (check, test, explain, simulate)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from gateway.settings import Settings, SettingsError, default_policy_path
 
 EPILOG = """\
-Every `serve` flag can also be set by environment: GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
-GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED, GATEWAY_ADMIN_KEY,
-GATEWAY_MAX_BODY_BYTES, GATEWAY_ACCESS_LOG, GATEWAY_LOG_LEVEL, GATEWAY_POLICY_RELOAD.
+Every `serve` flag can also be set by environment (GATEWAY_POLICY, GATEWAY_HOST, GATEWAY_PORT,
+GATEWAY_WORKERS, GATEWAY_REDIS_URL, GATEWAY_ALLOW_UNAUTHENTICATED), and more: `gateway settings`
+prints every GATEWAY_* variable.
 
 Quick start:  gateway serve            (embedded default policy, simulated upstreams, 127.0.0.1:8080)
               then point the OpenAI SDK at http://127.0.0.1:8080/v1 with any api_key.
@@ -58,27 +58,56 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--tps", type=float, help="stream pacing in tokens per second (default: unpaced)")
     sim.add_argument("--output-tokens", type=int, help="answer length in tokens (default 16)")
     sim.add_argument("--fault", help="default fault for every request, e.g. 'status=503' (see docs)")
+    sim.add_argument("--slots", type=int, help="generations at once; more wait in line (default: no limit)")
     sim.set_defaults(func=_simulate)
+
+    demo = sub.add_parser("demo", help="a real open model (llama-server) and a simulated vendor behind the gateway",
+                          description="Build or reuse llama-server, start SmolLM2-135M on it, a simulated vendor "
+                          "and the gateway in front of both; Ctrl-C stops everything.")
+    demo.add_argument("--port", type=int, default=8080, help="the gateway's port (default 8080)")
+    demo.set_defaults(func=_demo)
 
     policy = sub.add_parser("policy", help="check, test and explain policy files")
     psub = policy.add_subparsers(title="policy commands", metavar="ACTION")
-    check = psub.add_parser("check", help="validate policy files; prints file:line:column for every problem")
+    check = psub.add_parser("check", help="find every mistake in policy files, each as file:line:column",
+                            description="Validate policy files: schema, environment, every name a rule mentions, rules "
+                                        "that never match or are shadowed, requirements that change nothing. Exit 0: no "
+                                        "errors (warnings and notes are printed apart); 1: errors.")
     check.add_argument("paths", nargs="+")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too (exit 1)")
     check.set_defaults(func=_policy_check)
     test = psub.add_parser("test", help="run the golden cases of policy files")
     test.add_argument("paths", nargs="+")
     test.set_defaults(func=_policy_test)
     explain = psub.add_parser("explain", help="show the routing decision for a request body, calling no upstream")
     explain.add_argument("path")
-    explain.add_argument("--request", required=True, help="JSON file with a chat completion body ('-' for stdin)")
-    explain.add_argument("--team")
-    explain.add_argument("--key", help="API key name (as in the policy) the request comes with")
+    explain.add_argument("--request", required=True,
+                         help="JSON file with a chat completion body, e.g. {\"model\": \"auto\", \"messages\": "
+                              "[{\"role\": \"user\", \"content\": \"Hi\"}]} ('-' for stdin)")
+    explain.add_argument("--team", help="the caller's team (must exist in the policy)")
+    explain.add_argument("--key", help="API key name (as in the policy) the request comes with; implies its team")
     explain.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     explain.set_defaults(func=_policy_explain)
+    simulate = psub.add_parser(
+        "simulate", help="replay recorded traffic through a candidate policy: routes, denials, cost, SLOs",
+        description="Replay recorded traffic through CANDIDATE with the routing engine, calling no upstream, and "
+                    "report per team, model and rule: route changes, requests denied or left without a route, "
+                    "recorded vs projected cost vs the all-vendor baseline (reference_model), and latency SLOs.")
+    simulate.add_argument("candidate", metavar="CANDIDATE.yaml")
+    simulate.add_argument("--traffic", required=True, metavar="FILE",
+                          help="the gateway's JSON access log, or JSONL of OpenAI request bodies "
+                               "(optionally {\"request\": {...}, \"team\": ..., \"key\": ...})")
+    simulate.add_argument("--baseline", metavar="CURRENT.yaml",
+                          help="compare with this policy's decisions instead of the recorded routes")
+    simulate.add_argument("--json", action="store_true", help="the same report as one JSON object")
+    simulate.set_defaults(func=_policy_simulate)
     schema = psub.add_parser("schema", help="print the policy JSON schema")
     schema.set_defaults(func=_policy_schema)
     reference = psub.add_parser("reference", help="print the policy reference (Markdown)")
     reference.set_defaults(func=_policy_reference)
+
+    settings = sub.add_parser("settings", help="print the settings reference (every GATEWAY_* variable, Markdown)")
+    settings.set_defaults(func=_settings_reference)
 
     keys = sub.add_parser("keys", help="API key helpers")
     ksub = keys.add_subparsers(title="key commands", metavar="ACTION")
@@ -104,9 +133,13 @@ def _serve(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"gateway: the policy cannot be used:\n{exc}", file=sys.stderr)
         return 1
-    if not loaded.policy.keys and not settings.loopback and not settings.allow_unauthenticated:
-        print(f"gateway: refusing to serve without API keys on {settings.host}: define `keys` in the policy, bind a "
-              "loopback address, or set GATEWAY_ALLOW_UNAUTHENTICATED=true to accept that risk.", file=sys.stderr)
+    from gateway.pipeline.auth import require_keys_off_loopback
+
+    try:
+        require_keys_off_loopback(loaded.policy, settings.policy, host=settings.host, loopback=settings.loopback,
+                                  allow_unauthenticated=settings.allow_unauthenticated)
+    except PolicyError as exc:
+        print(f"gateway: refusing to serve: {exc}", file=sys.stderr)
         return 2
     # Workers are separate processes: they read their settings from the environment.
     env = {
@@ -124,11 +157,15 @@ def _serve(args: argparse.Namespace) -> int:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     import uvicorn
 
+    from gateway.server_protocol import SlowClientGuardProtocol, raise_file_limit
+
+    raise_file_limit()
+
     print(f"gateway: serving policy {loaded.policy.name!r} ({settings.policy}, version {loaded.version}) on "
           f"http://{settings.host}:{settings.port}/v1", file=sys.stderr)
     uvicorn.run(
         "gateway.server:app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, loop="uvloop", http="httptools", access_log=False,
+        workers=settings.workers, loop="uvloop", http=SlowClientGuardProtocol, access_log=False,
         log_level=settings.log_level, timeout_graceful_shutdown=int(settings.shutdown_grace), lifespan="on",
         proxy_headers=False, server_header=False,
     )
@@ -139,81 +176,41 @@ def _simulate(args: argparse.Namespace) -> int:
     from gateway.simulator.server import run_simulator
 
     config = {k: v for k, v in (("ttft_ms", args.ttft_ms), ("tokens_per_second", args.tps),
-                                ("output_tokens", args.output_tokens), ("fault", args.fault)) if v is not None}
+                                ("output_tokens", args.output_tokens), ("fault", args.fault),
+                                ("slots", args.slots)) if v is not None}
     print(f"gateway simulate: OpenAI-compatible upstream on http://{args.host}:{args.port}/v1", file=sys.stderr)
     run_simulator(args.host, args.port, **config)
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.port)
+
+
 def _policy_check(args: argparse.Namespace) -> int:
-    from gateway.policy.loader import PolicyError, load_policy
+    from gateway import policy_commands
 
-    failed = False
-    for path in args.paths:
-        try:
-            loaded = load_policy(path)
-        except PolicyError as exc:
-            failed = True
-            print(exc)
-            continue
-        p = loaded.policy
-        from gateway.routing.lint import unsatisfiable
-
-        for warning in unsatisfiable(p):
-            print(f"{path}: warning: {warning}")
-        print(f"{path}: ok — policy {p.name!r} version {loaded.version}: {len(p.deployments)} deployments, "
-              f"{len(p.models)} models, {len(p.rules)} rules, {len(p.keys)} keys, {len(p.tests)} golden cases")
-    return 1 if failed else 0
+    return policy_commands.check(args.paths, strict=args.strict)
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from gateway.policy.loader import PolicyError, load_policy
-    from gateway.routing.golden import run_golden
+    from gateway import policy_commands
 
-    failed = 0
-    total = 0
-    for path in args.paths:
-        try:
-            loaded = load_policy(path)
-        except PolicyError as exc:
-            print(exc)
-            failed += 1
-            continue
-        for result in run_golden(loaded.policy):
-            total += 1
-            if result.passed:
-                print(f"PASS {path} :: {result.case.name}")
-            else:
-                failed += 1
-                print(f"FAIL {path} :: {result.case.name}")
-                for problem in result.problems:
-                    print(f"     - {problem}")
-    print(f"{total - failed if total >= failed else 0} passed, {failed} failed")
-    return 1 if failed else 0
+    return policy_commands.test(args.paths)
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
-    from gateway.core.errors import GatewayError
-    from gateway.policy.loader import PolicyError, load_policy
-    from gateway.policy.models import GoldenCase
-    from gateway.routing.golden import decide_case
+    from gateway import policy_commands
 
-    try:
-        loaded = load_policy(args.path)
-    except PolicyError as exc:
-        print(exc)
-        return 1
-    raw = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
-    headers = dict(h.split(":", 1) for h in args.header)
-    case = GoldenCase(name="explain", request=json.loads(raw), team=args.team, key=args.key,
-                      headers={k.strip(): v.strip() for k, v in headers.items()})
-    try:
-        decision = decide_case(loaded.policy, case, version=loaded.version)
-    except GatewayError as exc:
-        print(json.dumps(exc.to_dict(), indent=2))
-        return 1
-    print(json.dumps(decision.to_dict(), indent=2))
-    return 0
+    return policy_commands.explain(args.path, args.request, team=args.team, key=args.key, headers=args.header)
+
+
+def _policy_simulate(args: argparse.Namespace) -> int:
+    from gateway import policy_commands
+
+    return policy_commands.simulate(args.candidate, args.traffic, baseline=args.baseline, as_json=args.json)
 
 
 def _policy_schema(args: argparse.Namespace) -> int:
@@ -225,8 +222,16 @@ def _policy_schema(args: argparse.Namespace) -> int:
 
 def _policy_reference(args: argparse.Namespace) -> int:
     from gateway.policy.reference import render
+    from gateway.providers.registry import DEFAULT_API_BASES
 
-    sys.stdout.write(render())
+    sys.stdout.write(render(DEFAULT_API_BASES))
+    return 0
+
+
+def _settings_reference(args: argparse.Namespace) -> int:
+    from gateway.settings import reference
+
+    sys.stdout.write(reference())
     return 0
 
 

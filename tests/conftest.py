@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.realmodel.llama import LlamaServer
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -24,3 +25,11 @@ def e2e_gateway(sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     env = {"SIM_URL": sim_url, "GATEWAY_MAX_BODY_BYTES": "65536", "GATEWAY_ACCESS_LOG": "true"}
     with servers.gateway(POLICIES / "e2e.yaml", env=env, log_path=log) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[LlamaServer]:
+    """One real llama-server (SmolLM2-135M, 2 slots) for the whole run: the real-model tier and the
+    observability test share it."""
+    with LlamaServer(slots=2, context=4096) as server:
+        yield server

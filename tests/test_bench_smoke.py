@@ -1,9 +1,10 @@
 """The benchmark harness keeps working: ``bench/run.py --smoke`` against the nginx mock, the nginx proxy and
 the gateway (minimal and everything on). LiteLLM is left out of smoke runs by the harness itself.
 
-Needs nginx and wrk (``bash bench/install-tools.sh``, which ``.ci/run`` calls) and Redis on 127.0.0.1:6379
-(``.ci/start-redis.sh``). No timing is asserted: only that every system answered, the figures are sane
-and the table, results.json and results.md are produced.
+Needs nginx, wrk and redis-server (``bash bench/install-tools.sh``, which ``.ci/run`` calls). The harness
+is given a free port for Redis, so it starts a redis-server of its own there (and stops it): the test
+never touches a Redis it did not start. No timing is asserted: only that every system answered, the
+figures are sane and the table, results.json and results.md are produced.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import servers
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_SYSTEMS = {"floor", "nginx-w1", "gateway-minimal-w1", "gateway-everything-w1"}
 
@@ -24,8 +27,9 @@ def _finite_positive(value: object) -> bool:
 
 
 def test_bench_smoke_produces_a_sane_table(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    redis_url = f"redis://127.0.0.1:{servers.free_port()}/0"  # nothing answers there: the harness starts its own
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path),
+                          "--redis-url", redis_url], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"exit {run.returncode}\nstdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
 
     for heading in ("Throughput, CPU and memory:", "Added latency:", "Targets:"):

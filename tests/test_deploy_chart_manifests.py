@@ -271,3 +271,15 @@ def test_observability_resources_use_the_shared_files() -> None:
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     monitors = {d["metadata"]["name"] for d in manifests("all-on-values") if d["kind"] == "ServiceMonitor"}
     assert monitors == {FULLNAME, f"{FULLNAME}-vllm"}
+
+
+def test_metrics_key_and_docs_protection() -> None:
+    monitor = get_doc("all-on-values", "ServiceMonitor", FULLNAME)
+    auth = monitor["spec"]["endpoints"][0]["authorization"]
+    assert auth == {"type": "Bearer", "credentials": {"name": "gateway-metrics", "key": "scrape-key"}}
+    assert "authorization" not in get_doc("all-on-values", "ServiceMonitor", f"{FULLNAME}-vllm")["spec"]["endpoints"][0]
+    env = container_env(gateway_pod("all-on-values")[1])
+    assert env["GATEWAY_METRICS_KEY"]["secretKeyRef"] == {"name": "gateway-metrics", "key": "scrape-key"}
+    assert env["GATEWAY_DOCS"] == "off"
+    default_env = container_env(gateway_pod("default")[1])
+    assert default_env["GATEWAY_DOCS"] == "admin" and "GATEWAY_METRICS_KEY" not in default_env

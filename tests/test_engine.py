@@ -79,7 +79,12 @@ def targets(f: RequestFacts, stats=None) -> list[str]:
     (facts(features=frozenset({"json_schema"})), ["qwen", "gpt"]),
     (facts(features=frozenset({"json_mode"})), ["qwen", "gpt"]),  # json_schema implies json mode
     (facts(prompt_tokens=20000), ["qwen", "gpt", "claude"]),  # llama's 8k window too small
-    (facts(prompt_tokens=150000), ["claude"]),
+    (facts(prompt_tokens=180000), ["claude"]),  # even 25% fewer tokens would not fit gpt's 128k
+    # Near a window the estimate is not trusted to drop a deployment (defaults.token_estimate_margin 0.25):
+    (facts(prompt_tokens=150000), ["gpt", "claude"]),  # might be 112k tokens: gpt keeps its place
+    (facts(prompt_tokens=40000), ["qwen", "gpt", "claude"]),  # might be 30k: the self-hosted 32k qwen is tried
+    (facts(prompt_tokens=44000), ["gpt", "claude"]),  # at least 33k: qwen's 32k cannot take it
+    (facts(prompt_tokens=40000, max_output_tokens=4000), ["gpt", "claude"]),  # 30k + 4k output exceeds 32k
     (facts(data_class="restricted"), ["qwen", "llama"]),  # rule requirement
     (facts(data_class="restricted", features=frozenset({"vision"})), []),
     (facts(team="gov"), ["llama", "gpt", "claude"]),  # origin not CN

@@ -6,9 +6,9 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,25 +17,18 @@ from openai import OpenAI
 
 from tests import servers
 from tests.conftest import POLICIES
+from tests.test_state_support import RedisServer
 
 SECRETS = {"ALPHA": "sk-alpha", "BETA": "sk-beta", "LIMITED": "sk-limited", "FRUGAL": "sk-frugal", "ADMIN": "sk-admin"}
 ENV = {f"{name}_SHA": hashlib.sha256(secret.encode()).hexdigest() for name, secret in SECRETS.items()}
 MSG = [{"role": "user", "content": "What is the boiling point of water?"}]
-DB = 13
-
-
-def _redis_cli(*args: str, port: int = 6379) -> str:
-    return subprocess.run(["redis-cli", "-p", str(port), "-n", str(DB), *args], capture_output=True, text=True,
-                          check=True, timeout=10).stdout.strip()
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> str:
-    assert shutil.which("redis-cli"), "redis-cli missing: run `bash .ci/start-redis.sh`"
-    assert _redis_cli("ping") == "PONG", "Redis does not answer on 127.0.0.1:6379: run `bash .ci/start-redis.sh`"
-    _redis_cli("flushdb")
-    yield f"redis://127.0.0.1:6379/{DB}"
-    _redis_cli("flushdb")
+def redis_url() -> Iterator[str]:
+    """A redis-server of this module's own, on a free port: never a Redis the test did not start."""
+    with RedisServer() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

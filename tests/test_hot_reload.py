@@ -52,7 +52,9 @@ def test_bad_reload_keeps_traffic_and_good_reload_swaps(tmp_path: Path) -> None:
             policy.write_text(BASE.replace("hosting: self\n    origin: CN", "hosting: selfish\n    origin: CN", 1))
             _wait_for(lambda: 'gateway_policy_reloads_total{result="failure"} 1.0' in httpx.get(f"{url}/metrics").text)
             assert _route(url)[:2] == (200, v1), "the last good policy stays active"
-            assert "policy.yaml:19:5: deployments.qwen-self.hosting" in (tmp_path / "gw.log").read_text(), "logged at file:line"
+            line = BASE.splitlines().index("    hosting: self") + 1  # the first deployment's hosting
+            assert f"policy.yaml:{line}:5: deployments.qwen-self.hosting: 'selfish' is not one of self, vendor" in (
+                tmp_path / "gw.log").read_text(), "logged at file:line"
 
             # A good change: `auto` now prefers the vendor deployment by listed order.
             policy.write_text(BASE.replace("  objective: cost", "  objective: order").replace(

@@ -44,7 +44,7 @@ def test_version_is_content_hash() -> None:
 @pytest.mark.parametrize("text, expected", [
     (GOOD, "7:14: environment variable KEY is not set"),
     (GOOD.replace("    hosting: self\n", "    hosting: self\n    colour: red\n"), "9:5: deployments.a.colour: unknown key 'colour'"),
-    (GOOD.replace("hosting: self", "hosting: cloud"), "8:5: deployments.a.hosting: Input should be 'self' or 'vendor'"),
+    (GOOD.replace("hosting: self", "hosting: cloud"), "8:5: deployments.a.hosting: 'cloud' is not one of self, vendor"),
     (GOOD.replace("deployments: [a]", "deployments: [a, b]"), "11:22: models.auto.deployments.1: unknown deployment 'b'"),
     (GOOD.replace("  auto:\n", "  auto:\n    objective: fastest\n"), "11:5: models.auto.objective"),
     (GOOD + "rules:\n  - name: r\n    when: {team: [x], colour: red}\n", "14:23: rules.0.when.colour: unknown key 'colour'"),
@@ -114,9 +114,22 @@ def test_policy_provider_types_match_the_registry() -> None:
 
 def test_policy_reference_is_current() -> None:
     from gateway.policy.reference import render
+    from gateway.providers.registry import DEFAULT_API_BASES
 
     doc = (servers.ROOT / "docs" / "policy-reference.md").read_text()
-    assert doc == render(), "run: gateway policy reference > docs/policy-reference.md"
+    assert doc == render(DEFAULT_API_BASES), "run: gateway policy reference > docs/policy-reference.md"
+    assert "| `vllm` | `http://127.0.0.1:8000/v1` |" in doc
+    assert "| `llamacpp` | none: `api_base` is required |" in doc
+
+
+def test_types_without_a_default_address_are_refused_at_load() -> None:
+    """What the policy check demands (``references.NEEDS_API_BASE``) is what the provider would fail on."""
+    from gateway.policy.references import NEEDS_API_BASE
+    from gateway.providers.registry import _OPENAI_COMPAT, DEFAULT_API_BASES, IMPLEMENTATIONS
+
+    without = {t for t, impl in IMPLEMENTATIONS.items() if impl == _OPENAI_COMPAT and t not in DEFAULT_API_BASES}
+    assert without == set(NEEDS_API_BASE)
+    assert "127.0.0.1:8080" not in " ".join(DEFAULT_API_BASES.values()), "the gateway's own default address"
 
 
 def test_every_policy_field_is_documented() -> None:
@@ -128,6 +141,6 @@ def test_every_policy_field_is_documented() -> None:
 
 
 def test_condition_lists_accept_a_single_value() -> None:
-    text = GOOD + "rules:\n  - name: r\n    when: {team: gov, headers: {x-tier: gold}}\n    deny: gold tier only\n"
+    text = GOOD + "teams: {gov: {}}\nrules:\n  - name: r\n    when: {team: gov, headers: {x-tier: gold}}\n    deny: gold tier only\n"
     rule = parse_policy(text, env={"KEY": "k"}).policy.rules[0]
     assert rule.when.team == ("gov",) and rule.when.headers == {"x-tier": ("gold",)}

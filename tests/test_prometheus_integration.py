@@ -1,11 +1,12 @@
 """The dashboard and the alert rules against a real Prometheus scraping a live gateway.
 
-Starts the upstream simulator, two gateways (A: in-process state; B: pointed at a Redis that is not
-there) and Debian's ``prometheus`` server scraping both every second as job="gateway" with
+Starts the upstream simulator, the run's real llama-server (SmolLM2-135M, 2 slots), two gateways (A:
+in-process state; B: pointed at a Redis that is not there) and Debian's ``prometheus`` server scraping
+both every second as job="gateway", and llama-server's own /metrics as job="llamacpp", with
 observability/prometheus/alerts.yml loaded. Drives a mix of traffic through A (self-hosted and vendor
 deployments, streamed and not, upstream faults with retries and fallbacks, an open breaker, cache hits,
-budget and rate-limit refusals, caller errors, a policy denial, a hot reload that succeeds and one that
-fails), then:
+budget and rate-limit refusals, caller errors, a policy denial, bursts beyond llama-server's slots under
+a latency SLO that spill to the vendor, a hot reload that succeeds and one that fails), then:
 - evaluates every query of the Grafana dashboard (variables set to All) and requires data for each;
 - requires every alert rule to load and evaluate without error, its signal to have data, and the
   alerts this traffic must trigger to be pending or firing (and the others not).
@@ -25,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +42,7 @@ import yaml
 
 from gateway.policy.models import ApiKey
 from tests import servers
+from tests.realmodel.llama import LlamaServer
 from tests.test_dashboard import INSTALL_HINT, load_dashboard, substitute, target_id, targets
 
 pytestmark = pytest.mark.slow
@@ -83,6 +86,23 @@ deployments:
     hosting: self
     price: {{gpu_hour_usd: 2.0, tokens_per_second: 2000}}
     retry: {{attempts: 2, backoff_initial_ms: 1}}
+  smollm:              # the real llama-server; its own queue decides when bursts spill to the vendor
+    type: llamacpp
+    model: smollm2-135m-instruct
+    api_base: {llama}/v1
+    hosting: self
+    price: {{gpu_hour_usd: 0.5, tokens_per_second: 200}}
+    latency_prior: {{ttft_ms: 0.4, tokens_per_second: 20000}}  # meets story-slo, until measured
+    load_source: {{type: llamacpp, interval_seconds: 0.5}}
+    retry: {{attempts: 1}}
+  vendor-spill:        # where story bursts spill: its prior meets story-slo until it is measured
+    type: openai
+    model: gpt-4o-mini
+    api_base: {sim}/v1
+    api_key: sk-test
+    hosting: vendor
+    price: {{input_per_mtok: 2.5, output_per_mtok: 10}}
+    latency_prior: {{ttft_ms: 0.1, tokens_per_second: 1000000}}
   broken-self:         # always 503: its breaker opens
     type: vllm
     model: qwen2.5-7b-broken-replica
@@ -96,6 +116,7 @@ models:
   qwen: {{deployments: [qwen-self]}}
   mostly-self: {{deployments: [flaky-self, vendor-gpt], objective: order}}
   broken: {{deployments: [broken-self, vendor-gpt], objective: order}}
+  story: {{deployments: [smollm, vendor-spill]}}
 teams:
   research: {{budget: {{daily_usd: 10, monthly_usd: 100}}}}
   support: {{}}
@@ -111,13 +132,16 @@ rules:
     when: {{headers: {{x-tier: [interactive]}}}}
     objective: latency
     latency_slo_ms: 1
+  - name: story-slo      # 8 tokens: 0.8 ms expected in-house by the prior; a third request at once waits past 1 ms
+    when: {{model: [story]}}
+    latency_slo_ms: 1
 """
 
 
-def write_policy(path: Path, sim: str, note: str = "") -> None:
+def write_policy(path: Path, sim: str, llama: str, note: str = "") -> None:
     keys = "\n".join(f"  - {{name: k-{team}, team: {team}, sha256: {ApiKey.hash(secret)}}}"
                      for team, secret in SECRETS.items())
-    path.write_text(POLICY.format(sim=sim, keys=keys) + (f"# {note}\n" if note else ""))
+    path.write_text(POLICY.format(sim=sim, llama=llama, keys=keys) + (f"# {note}\n" if note else ""))
 
 
 # ---------------------------------------------------------------- Prometheus
@@ -134,7 +158,7 @@ def prom_get(base: str, path: str, **params: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def prometheus(targets_: list[str], workdir: Path) -> Iterator[str]:
+def prometheus(targets_: list[str], workdir: Path, model_servers: list[str]) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail(f"prometheus not found: {INSTALL_HINT}")
@@ -143,7 +167,9 @@ def prometheus(targets_: list[str], workdir: Path) -> Iterator[str]:
         "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
         "scrape_configs": [{"job_name": "gateway", "metrics_path": "/metrics",
-                            "static_configs": [{"targets": targets_}]}],
+                            "static_configs": [{"targets": targets_}]},
+                           {"job_name": "llamacpp", "metrics_path": "/metrics",
+                            "static_configs": [{"targets": model_servers}]}],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     log_path = workdir / "prometheus.log"
@@ -192,6 +218,17 @@ class Traffic:
             self.statuses.setdefault(label + (" (stream)" if stream else ""), []).append(resp.status_code)
 
 
+def story_burst(t: Traffic, client: httpx.Client, r: int, n: int = 4) -> None:
+    """``n`` short streamed generations at once for llama-server's 2 slots: the first burst spills the ones
+    beyond the slots (later ones go to the vendor anyway: the measured latency misses the SLO)."""
+    body = [chat("story", f"round {r} story {i}", max_tokens=8, stream=True) for i in range(n)]
+    threads = [threading.Thread(target=t.send, args=(client, "story burst", b)) for b in body]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def drive(a: httpx.Client, b: httpx.Client, rounds: int) -> Traffic:
     t = Traffic()
     image = {"role": "user", "content": [{"type": "text", "text": "what is this?"},
@@ -218,6 +255,8 @@ def drive(a: httpx.Client, b: httpx.Client, rounds: int) -> Traffic:
         t.send(a, "vision", {"model": "auto", "messages": [image], "max_tokens": 16})
         t.send(a, "slo tier", chat("auto", f"round {r} fast please"), headers={"x-tier": "interactive"})
         t.send(b, "gateway B", chat("auto", f"round {r} on B"), team="research")
+        if r % 3 == 0:
+            story_burst(t, a, r)
         time.sleep(1.0)
     return t
 
@@ -231,19 +270,20 @@ class Stack:
     at: float  # evaluation time for the assertions: after the traffic and a scrape
     traffic: Traffic
     workdir: Path
+    llama: str
 
     def instance(self, url: str) -> str:
         return url.removeprefix("http://")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, llama: LlamaServer) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("prom")
     policy = workdir / "policy.yaml"
     rounds = int(os.environ.get("OBSERVABILITY_TRAFFIC_ROUNDS", "8"))
     with contextlib.ExitStack() as es:
         sim = es.enter_context(servers.simulator(ttft_ms=5, output_tokens=12))
-        write_policy(policy, sim)
+        write_policy(policy, sim, llama.url)
         env = {"GATEWAY_POLICY_RELOAD_INTERVAL": "0.5", "GATEWAY_ACCESS_LOG": "false"}
         gw_a = es.enter_context(servers.gateway(policy, env=env, log_path=workdir / "gateway-a.log"))
         dead_redis = f"redis://127.0.0.1:{servers.free_port()}/0"
@@ -252,7 +292,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ["serve", "--policy", str(policy), "--port", str(port_b), "--redis-url", dead_redis],
             f"http://127.0.0.1:{port_b}/healthz", {**env, "GATEWAY_POLICY_RELOAD": "false"}, workdir / "gateway-b.log"))
         gw_b = f"http://127.0.0.1:{port_b}"
-        prom = es.enter_context(prometheus([gw_a.removeprefix("http://"), gw_b.removeprefix("http://")], workdir))
+        prom = es.enter_context(prometheus([gw_a.removeprefix("http://"), gw_b.removeprefix("http://")], workdir,
+                                           [llama.url.removeprefix("http://")]))
         started = time.time()
         wait_for_scrape_after(prom, started)  # every counter is seen at its starting value first
 
@@ -261,7 +302,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         traffic = drive(a, b, rounds)
 
         # Hot reloads: one that succeeds, then a broken file that must be refused (the last good one stays).
-        write_policy(policy, sim, note="reloaded")
+        write_policy(policy, sim, llama.url, note="reloaded")
         time.sleep(1.5)
         policy.write_text("deployments: [this is not a policy\n")
         time.sleep(1.5)
@@ -271,7 +312,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         wait_for_scrape_after(prom, end)
         time.sleep(2.5)  # a few rule evaluations after that scrape
         print("traffic:", json.dumps({k: sorted(set(v)) for k, v in traffic.statuses.items()}))
-        yield Stack(prom, gw_a, gw_b, started, time.time(), traffic, workdir)
+        yield Stack(prom, gw_a, gw_b, started, time.time(), traffic, workdir, llama.url)
 
 
 def query(stack: Stack, expr: str) -> dict[str, Any]:
@@ -300,6 +341,29 @@ def test_prometheus_scrapes_both_gateways(stack: Stack) -> None:
     result = query(stack, 'up{job="gateway"}')["data"]["result"]
     assert {r["metric"]["instance"]: r["value"][1] for r in result} == {
         stack.instance(stack.gateway_a): "1", stack.instance(stack.gateway_b): "1"}
+
+
+def test_prometheus_scrapes_the_real_llama_server(stack: Stack) -> None:
+    result = query(stack, 'up{job="llamacpp"}')["data"]["result"]
+    assert [(r["metric"]["instance"], r["value"][1]) for r in result] == [(stack.instance(stack.llama), "1")]
+    peak = finite_values(query(stack, f'max_over_time(llamacpp:requests_processing{{job="llamacpp"}}[{_window(stack)}])'))
+    assert peak and peak[0] >= 1, "the server's own gauge saw the bursts"
+
+
+def test_the_gateway_view_of_the_server_load_and_its_spills(stack: Stack) -> None:
+    window = _window(stack)
+    running = finite_values(query(stack, f'max_over_time(gateway_upstream_server_requests{{deployment="smollm", state="running"}}[{window}])'))
+    assert running and running[0] >= 1, "the gateway's polls saw the server busy"
+    slots = finite_values(query(stack, 'gateway_upstream_server_slots{deployment="smollm"}'))
+    assert set(slots) == {2.0}, "the slot count comes from llama-server's /props"
+    spills = finite_values(query(stack, 'sum(gateway_load_spills_total{deployment="smollm"})'))
+    assert spills and spills[0] >= 1, "bursts beyond the two slots spilled to the vendor"
+    served = set(stack.traffic.statuses["story burst (stream)"])
+    assert served == {200}
+
+
+def _window(stack: Stack) -> str:
+    return f"{int(stack.at - stack.started) + 5}s"
 
 
 def test_traffic_mix_reached_the_gateway(stack: Stack) -> None:

@@ -125,3 +125,33 @@ async def _until(predicate, within: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+async def test_gate_never_loses_a_slot_when_a_hand_over_races_the_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    for trial in range(200):
+        gate = ConcurrencyGate(1)
+        assert gate.try_acquire()
+        wait = 0.002
+        offset = (trial % 21 - 10) * 0.0001  # release from 1 ms before to 1 ms after the timeout
+        loop.call_at(loop.time() + wait + offset, gate.release)
+        got = await gate.acquire(wait)
+        await asyncio.sleep(0.003)  # let the late releases land
+        assert gate.in_use == (1 if got else 0), f"trial {trial}: acquired={got}, in use {gate.in_use}"
+        if got:
+            gate.release()
+        assert gate.try_acquire(), f"trial {trial}: a slot was lost"
+
+
+async def test_gate_passes_a_slot_on_when_its_waiter_is_cancelled() -> None:
+    gate = ConcurrencyGate(1)
+    assert gate.try_acquire()
+    first = asyncio.ensure_future(gate.acquire(5))
+    second = asyncio.ensure_future(gate.acquire(5))
+    await asyncio.sleep(0)
+    gate.release()  # handed to the first waiter...
+    first.cancel()  # ...which is cancelled before it runs: the slot must go on to the second
+    assert await second is True
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert gate.in_use == 1

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import orjson
 import pytest
 
-from gateway.routing.sensitive import SENSITIVE_KINDS, SensitiveDataDetector, iter_request_texts
+from gateway.routing.sensitive import SENSITIVE_KINDS, SensitiveDataDetector
 
 DETECTOR = SensitiveDataDetector(today=date(2025, 6, 1))
 
@@ -199,75 +200,77 @@ def test_birth_dates_after_today_are_implausible() -> None:
     assert SensitiveDataDetector(today=date(2024, 1, 1)).scan([resident_id]) == ("cn_resident_id",)
 
 
-# --- iter_request_texts --------------------------------------------------------------------------
+# --- every string of the body ----------------------------------------------------------------------
+
+MARKER = "Reach me at ann.lee@example.org, card 4111 1111 1111 1111"
+BASE64 = "QUJD" * 600  # 2.4 KB of base64, as an image or audio payload would be
 
 
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ({"messages": [{"role": "user", "content": "hi"}]}, ["hi"]),
-        (
-            {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]},
-            ["be brief", "hi"],
-        ),
-        (
-            {
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "text", "text": "what is this?"},
-                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-                            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
-                            {"type": "text", "text": "be precise"},
-                        ],
-                    }
-                ]
-            },
-            ["what is this?", "be precise"],
-        ),
-        (
-            {
-                "messages": [
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": "1",
-                                "type": "function",
-                                "function": {"name": "f", "arguments": '{"a": 1}'},
-                            },
-                            {
-                                "id": "2",
-                                "type": "function",
-                                "function": {"name": "g", "arguments": '{"b": 2}'},
-                            },
-                        ],
-                    },
-                    {"role": "tool", "tool_call_id": "1", "content": "result"},
-                ]
-            },
-            ['{"a": 1}', '{"b": 2}', "result"],
-        ),
-        ({"messages": [{"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}}]}, ["{}"]),
-        ({"prompt": "once upon a time"}, ["once upon a time"]),
-        ({"prompt": ["first", "second"]}, ["first", "second"]),
-        ({"prompt": [1, 2, 3]}, []),  # token ids
-        ({"prompt": [[1, 2], [3]]}, []),
-        ({"input": "embed me"}, ["embed me"]),
-        ({"input": ["a", "b"]}, ["a", "b"]),
-        ({"input": [[101, 102]]}, []),
-        # malformed shapes are skipped rather than raised on
-        ({"messages": "hi"}, []),
-        ({"messages": [None, "hi", {"content": 5}, {"content": [None, {"type": "text", "text": 7}]}]}, []),
-        ({"messages": [{"tool_calls": "nope", "function_call": "nope"}]}, []),
-        ({"messages": [{"tool_calls": [None, {"function": None}, {"function": {"arguments": {}}}]}]}, []),
-        ({}, []),
-    ],
-)
-def test_iter_request_texts(body: dict, expected: list[str]) -> None:
-    assert list(iter_request_texts(body)) == expected
+def _placed(where: str, text: str) -> dict:
+    user = {"role": "user", "content": "hello"}
+    bodies = {
+        "content": {"messages": [{"role": "user", "content": text}]},
+        "message name": {"messages": [{**user, "name": text}]},
+        "input_text part": {"messages": [{"role": "user", "content": [{"type": "input_text", "text": text}]}]},
+        "unknown part": {"messages": [{"role": "user", "content": [{"type": "mystery", "body": {"x": text}}]}]},
+        "tool description": {"messages": [user], "tools": [{"type": "function", "function": {"name": "f", "description": text}}]},
+        "tool parameters": {"messages": [user], "tools": [{"type": "function", "function": {
+            "name": "f", "parameters": {"type": "object", "properties": {"a": {"description": text}}}}}]},
+        "json schema": {"messages": [user], "response_format": {"type": "json_schema", "json_schema": {
+            "name": "s", "schema": {"type": "object", "description": text}}}},
+        "prediction": {"messages": [user], "prediction": {"type": "content", "content": text}},
+        "metadata": {"messages": [user], "metadata": {"note": text}},
+        "metadata key": {"messages": [user], "metadata": {text: "1"}},
+        "unknown field": {"messages": [user], "x_vendor_extra": [{"deep": [text]}]},
+        "tool result": {"messages": [user, {"role": "tool", "tool_call_id": "1", "content": [{"type": "text", "text": text}]}]},
+        "completions prompt": {"prompt": ["a", text]},
+        "embeddings input": {"input": [text]},
+        "anthropic system block": {"system": [{"type": "text", "text": text}], "messages": [user]},
+    }
+    return bodies[where]
+
+
+PLACES = ["content", "message name", "input_text part", "unknown part", "tool description", "tool parameters",
+          "json schema", "prediction", "metadata", "metadata key", "unknown field", "tool result",
+          "completions prompt", "embeddings input", "anthropic system block"]
+
+
+@pytest.mark.parametrize("where", PLACES)
+def test_sensitive_data_is_found_wherever_the_body_carries_it(where: str) -> None:
+    assert DETECTOR.scan_body(_placed(where, MARKER)) == ("email", "payment_card")
+    assert DETECTOR.scan_body(_placed(where, MARKER + " " * 300)) == ("email", "payment_card"), "as a long text"
+
+
+@pytest.mark.parametrize(("disguised", "kinds"), [
+    ("ann.lee＠example.org", ("email",)),  # fullwidth commercial at
+    ("ann.lee﹫example.org", ("email",)),  # small commercial at
+    ("card ４１１１ １１１１ １１１１ １１１１", ("payment_card",)),  # fullwidth digits
+    ("card 4111\u200b1111\u200b1111\u200b1111", ("payment_card",)),  # zero-width spaces
+    ("card 4\u200d111111111111111", ("payment_card",)),  # zero-width joiner
+    ("ann.lee@\u2060example.org", ("email",)),  # word joiner
+    ("ssn 078\u00ad-05-1120", ("us_ssn",)),  # soft hyphen
+])
+def test_unicode_disguises_do_not_hide_sensitive_data(disguised: str, kinds: tuple[str, ...]) -> None:
+    assert not disguised.isascii()
+    assert DETECTOR.scan_body({"messages": [{"role": "user", "content": disguised}]}) == kinds
+    assert DETECTOR.scan_body({"messages": [{"role": "user", "content": disguised + " padding" * 40}]}) == kinds
+
+
+def test_binary_payloads_are_not_scanned_but_text_beside_them_is() -> None:
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + BASE64 + "4111111111111111"}},
+        {"type": "input_audio", "input_audio": {"data": BASE64 + "4111111111111111", "format": "wav"}},
+        {"type": "text", "text": "what is on the picture?"},
+    ]}]}
+    assert DETECTOR.scan_body(body) == ()
+    body["messages"][0]["content"][2]["text"] = MARKER
+    assert DETECTOR.scan_body(body) == ("email", "payment_card")
+
+
+def test_strings_joined_for_the_scan_never_form_a_match_across_two_strings() -> None:
+    body = {"messages": [{"role": "user", "content": "call 4111 1111"}, {"role": "user", "content": "1111 1111"}],
+            "metadata": {"a": "ann.lee", "b": "@example.org"}}
+    assert DETECTOR.scan_body(body) == ()
 
 
 def test_scan_of_a_whole_chat_request() -> None:
@@ -282,15 +285,42 @@ def test_scan_of_a_whole_chat_request() -> None:
             },
         ],
     }
-    assert DETECTOR.scan(iter_request_texts(body)) == ("email", "payment_card")
+    assert DETECTOR.scan_body(body) == ("email", "payment_card")
 
 
-def test_long_texts_are_remembered_and_give_the_same_answer() -> None:
+def test_malformed_shapes_are_scanned_not_raised_on() -> None:
+    for body in ({"messages": "hi"}, {"messages": [None, 5, {"content": 5}]}, {}, {"prompt": [[1, 2], [3]]}):
+        assert DETECTOR.scan_body(body) == ()
+
+
+def test_units_are_remembered_and_give_the_same_answer() -> None:
     detector = SensitiveDataDetector()
-    system = "You are a support assistant. " * 20 + "Escalate to ops@example.com when unsure."
-    clean = "Please summarise the attached report in five bullet points. " * 10
-    first = detector.scan([system, clean, "short card 4111 1111 1111 1111"])
+    system = {"role": "system", "content": "You are a support assistant. " * 20 + "Escalate to ops@example.com."}
+    clean = {"role": "user", "content": "Please summarise the attached report in five bullet points. " * 10}
+    card = {"role": "user", "content": "short card 4111 1111 1111 1111"}
+    first = detector.scan_body({"messages": [system, clean, card]})
     assert first == ("email", "payment_card")
-    assert system in detector._seen and clean in detector._seen
-    assert detector.scan([system, clean, "short card 4111 1111 1111 1111"]) == first
-    assert detector.scan([clean]) == ()
+    assert len(detector._seen) == 2, "the two long messages are remembered, the short one is not"
+    assert detector.scan_body({"messages": [system, clean, card]}) == first
+    assert detector.scan_body({"messages": [clean]}) == ()
+
+
+@pytest.mark.parametrize("text", ["line\n4111 1111 1111 1111", 'quote"4111111111111111', "tab\t4111111111111111",
+                                  "slash\\4111111111111111"])
+def test_json_escapes_beside_sensitive_data_do_not_hide_it(text: str) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": orjson.dumps({"note": text}).decode()}}
+    assert DETECTOR.scan_body({"messages": [{"role": "assistant", "tool_calls": [call]}]}) == ("payment_card",)
+    assert DETECTOR.scan_body({"messages": [{"role": "user", "content": text}]}) == ("payment_card",)
+    assert DETECTOR.scan_body({"messages": [{"role": "user", "content": text + " pad" * 80}]}) == ("payment_card",)
+
+
+def test_the_foldable_table_covers_this_interpreters_unicode_database() -> None:
+    from gateway.routing.unicode_fold import FOLDABLE, foldable_now
+
+    missing = [code for code in foldable_now() if chr(code) not in FOLDABLE]
+    assert not missing, f"regenerate FOLDABLE (python -m gateway.routing.unicode_fold): {[hex(c) for c in missing[:20]]}"
+
+
+@pytest.mark.parametrize("text", ["card ٤١١١ ١١١١ ١١١١ ١١١١", "card 𝟒𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏", "ａｎｎ＠ｅｘａｍｐｌｅ．ｏｒｇ"])
+def test_other_digit_scripts_and_styled_letters_fold_too(text: str) -> None:
+    assert DETECTOR.scan_body({"messages": [{"role": "user", "content": text}]}) != ()

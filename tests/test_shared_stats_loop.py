@@ -9,7 +9,7 @@ from gateway.policy.loader import parse_policy
 from gateway.routing.runtime import Runtime
 from gateway.routing.sharing import SharedStatsLoop
 from gateway.state import StateService
-from tests.test_state_support import REDIS_URL, require_redis
+from tests.test_state_support import redis_url, require_redis
 
 POLICY = parse_policy("""
 deployments:
@@ -28,7 +28,7 @@ async def test_replicas_merge_latencies_and_open_breakers() -> None:
         for _ in range(2):
             runtime = Runtime()
             runtime.install(POLICY)
-            state = StateService.from_settings(REDIS_URL, timeout=5, prefix=prefix)
+            state = StateService.from_settings(redis_url(), timeout=5, prefix=prefix)
             replicas.append((runtime, state, SharedStatsLoop(runtime, state)))
         (one, _, loop_one), (two, _, loop_two) = replicas
         for _ in range(5):

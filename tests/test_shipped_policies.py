@@ -66,8 +66,12 @@ def test_routes_end_to_end_as_golden_cases_say(name: str, sim_url: str, tmp_path
             body = dict(case.request)
             model, messages = body.pop("model"), body.pop("messages")
             if expected == []:
-                with pytest.raises((openai.InternalServerError, openai.PermissionDeniedError)):
+                # The request itself cannot be served: a 400 (or a rule's 403) the SDK does not retry, never a 503.
+                with pytest.raises((openai.BadRequestError, openai.PermissionDeniedError)) as refused:
                     client.chat.completions.create(model=model, messages=messages, extra_body=body)
+                if isinstance(refused.value, openai.BadRequestError):
+                    assert refused.value.code in ("no_compliant_deployment", "no_route_for_request",
+                                                  "unsupported_capability"), case.name
                 assert explained["decision"]["targets"] == [], case.name
                 continue
             raw = client.chat.completions.with_raw_response.create(model=model, messages=messages, extra_body=body)

@@ -9,13 +9,13 @@ import pytest
 
 from gateway.state.redis_settings import RedisSettings
 from gateway.state.resp import RespConnection, RespError
-from tests.test_state_support import REDIS_URL, require_redis
+from tests.test_state_support import redis_url, require_redis
 
 
 @pytest.fixture
 async def conn():
     require_redis()
-    c = RespConnection.from_url(REDIS_URL)
+    c = RespConnection.from_url(redis_url())
     assert c is not None
     yield c
     c.close()

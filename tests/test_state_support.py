@@ -1,14 +1,16 @@
-"""Helpers for the state-layer tests (no tests here): the real Redis, a private redis-server, counters.
+"""Helpers for the state-layer tests (no tests here): a private redis-server, key prefixes, counters.
 
-The tests run against a real Redis (``GATEWAY_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/15``)
-and fail, never skip, when it does not answer: start one with ``bash .ci/start-redis.sh``. Every test
-uses its own key prefix and deletes its keys afterwards.
+The tests run against a real Redis that they start themselves: ``redis_url()`` starts one
+``redis-server`` on a free loopback port for the whole test session (on first use; stopped when the
+session ends) and never touches a Redis it did not start, such as one on the default port. Without
+``redis-server`` installed the tests fail, never skip: ``bash .ci/install-redis.sh`` installs it.
+Every test still uses its own key prefix and deletes its keys afterwards.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -23,18 +25,27 @@ import redis.asyncio
 
 from gateway.state.redis_backend import RedisBackend
 
-REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+class _Session:
+    """The session's private redis-server (a class attribute: module globals are not reassigned)."""
+
+    server: RedisServer | None = None
 
 
-def require_redis(url: str = REDIS_URL) -> None:
+def redis_url() -> str:
+    """The URL of this test session's own redis-server, started on first use."""
+    if _Session.server is None:
+        _Session.server = RedisServer().start()
+        atexit.register(_Session.server.kill)
+    return _Session.server.url
+
+
+def require_redis(url: str | None = None) -> None:
+    url = url or redis_url()
     try:
         redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
     except redis.RedisError as exc:
-        pytest.fail(
-            f"Redis at {url} does not answer ({exc}). The state tests need a real Redis: "
-            "run `bash .ci/start-redis.sh` (or set GATEWAY_TEST_REDIS_URL).",
-            pytrace=False,
-        )
+        pytest.fail(f"the test's own Redis at {url} does not answer ({exc})", pytrace=False)
 
 
 class Hooks:
@@ -62,8 +73,9 @@ async def delete_prefix(url: str, prefix: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def redis_backend(url: str = REDIS_URL, prefix: str | None = None, **options: object) -> AsyncIterator[RedisBackend]:
-    """A ``RedisBackend`` on a fresh key prefix, its keys deleted afterwards."""
+async def redis_backend(url: str | None = None, prefix: str | None = None, **options: object) -> AsyncIterator[RedisBackend]:
+    """A ``RedisBackend`` on a fresh key prefix (in the session's own Redis by default), its keys deleted afterwards."""
+    url = url or redis_url()
     require_redis(url)
     prefix = prefix or f"gw:test:{uuid.uuid4().hex[:10]}:"
     backend = RedisBackend(url, prefix=prefix, **options)  # type: ignore[arg-type]
@@ -86,7 +98,7 @@ class RedisServer:
     def __init__(self, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server is not installed: run `bash .ci/start-redis.sh`", pytrace=False)
+            pytest.fail("redis-server is not installed: run `bash .ci/install-redis.sh`", pytrace=False)
         self.binary = binary
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None

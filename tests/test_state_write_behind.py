@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from gateway.core.types import CacheDirective
 from gateway.policy.models import RateLimit
 from gateway.state.cache import ResponseCache
 from gateway.state.ratelimit import RateLimiter
 from gateway.state.redis_backend import RedisBackend
 from gateway.state.write_behind import WriteBehind
-from tests.test_state_support import REDIS_URL, require_redis
+from tests.test_state_support import redis_url, require_redis
 
 
 async def test_writes_are_gathered_into_batches_and_drained() -> None:
@@ -30,19 +32,28 @@ async def test_writes_are_gathered_into_batches_and_drained() -> None:
     assert batches[-1] == [999] and sum(map(len, batches)) == 251
 
 
-async def test_a_failing_flush_never_raises_into_the_caller() -> None:
+async def test_a_failing_flush_never_raises_into_the_caller_and_later_batches_still_go(
+        caplog: pytest.LogCaptureFixture) -> None:
+    sent: list[list[int]] = []
+
     async def flush(batch: list[int]) -> None:
-        raise RuntimeError("backend down")
+        if batch == [1]:
+            raise RuntimeError("backend down")
+        sent.append(batch)
 
     wb: WriteBehind[int] = WriteBehind(flush, delay=0)
     wb.add(1)
     await wb.drain()  # logged, not raised
+    assert any("write-behind batch of 1 failed" in r.getMessage() for r in caplog.records)
+    wb.add(2)
+    await wb.drain()
+    assert sent == [[2]], "a failed batch does not stop the ones after it"
 
 
 async def test_cache_fills_and_rate_corrections_reach_redis_in_batches() -> None:
     require_redis()
     prefix = f"gw:test:{uuid.uuid4().hex}:"
-    backend = RedisBackend(REDIS_URL, prefix=prefix, timeout=5)
+    backend = RedisBackend(redis_url(), prefix=prefix, timeout=5)
     try:
         cache = ResponseCache(backend)
         plans = [cache.plan("chat", {"model": "m", "seed": i, "messages": []}, {}, CacheDirective(True, 60),

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from starlette.types import Receive
 
 from gateway.api.disconnect import ClientGone
-from gateway.core.errors import InvalidRequest, RequestTooLarge
+from gateway.core.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 
 
-async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
-    """The whole body from ASGI ``receive``; 413 past ``limit``, ``ClientGone`` if the client leaves."""
+async def read_body(receive: Receive, headers: Mapping[str, str], limit: int, within: float = 60.0) -> bytes:
+    """The whole body from ASGI ``receive``; 413 past ``limit``, 408 past ``within`` seconds (a client
+    that trickles its body holds a connection and a task), ``ClientGone`` if the client leaves."""
+    try:
+        async with asyncio.timeout(within):
+            return await _read(receive, headers, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"The request body was not received within {within:g} seconds.") from None
+
+
+async def _read(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
         try:

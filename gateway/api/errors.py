@@ -37,7 +37,8 @@ def install_error_handlers(app: FastAPI) -> None:
             err = GatewayError(f"Invalid URL ({request.method} {request.url.path})", code="unknown_url")
             err.status, err.type, err.fault = 404, "invalid_request_error", "caller"
         elif exc.status_code == 405:
-            err = GatewayError(f"Method {request.method} is not allowed for {request.url.path}", code="method_not_allowed")
+            err = GatewayError(f"Method {request.method} is not allowed for {request.url.path}", code="method_not_allowed",
+                               headers=dict(exc.headers or {}))  # RFC 9110: a 405 names the allowed methods
             err.status, err.type, err.fault = 405, "invalid_request_error", "caller"
         else:
             err = GatewayError(str(exc.detail))

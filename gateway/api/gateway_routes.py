@@ -6,14 +6,16 @@ import dataclasses
 import time
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from gateway.api.access import admin_only
 from gateway.api.body import read_body
-from gateway.core.errors import InvalidRequest, PermissionDenied
+from gateway.api.headers import header_map
+from gateway.core.errors import InvalidRequest
 from gateway.core.types import Endpoint
-from gateway.pipeline.auth import authenticate
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, request_id_from
+from gateway.pipeline.dialects import DIALECTS
 from gateway.pipeline.service import ProxyService
 
 router = APIRouter(prefix="/v1/gateway")
@@ -23,33 +25,29 @@ router = APIRouter(prefix="/v1/gateway")
 async def explain(request: Request) -> dict[str, object]:
     """The Decision the gateway would take for this chat completion body, with the request facts."""
     service: ProxyService = request.app.state.proxy
-    raw = await read_body(request.receive, request.headers, request.app.state.settings.max_body_bytes)
-    call = Call(Endpoint.CHAT, request.headers.get("x-request-id") or "explain", time.perf_counter())
-    await service.route(Endpoint.CHAT, raw, request.headers, call)
+    headers = header_map(request.scope["headers"])
+    settings = request.app.state.settings
+    raw = await read_body(request.receive, headers, settings.max_body_bytes, settings.body_timeout)
+    call = Call(Endpoint.CHAT, request_id_from(headers), time.perf_counter())
+    await service.route(DIALECTS["/v1/chat/completions"], raw, headers, call)
     assert call.decision is not None and call.facts is not None
     facts = dataclasses.asdict(call.facts)
     facts["features"] = sorted(facts["features"])
     return {"decision": call.decision.to_dict(), "facts": facts}
 
 
-@router.post("/reload")
+@router.post("/reload", dependencies=[Depends(admin_only)])
 async def reload(request: Request) -> Response:
-    service: ProxyService = request.app.state.proxy
-    identity = authenticate(service.runtime.snapshot, request.headers.get("authorization"), service.admin_key)
-    if not identity.admin:
-        raise PermissionDenied("Only admin keys may reload the policy.")
+    """Reload the policy file now (admin keys only); 422 with the file's errors when it is rejected."""
     ok, message = await request.app.state.reloader.reload_now()
     return Response(orjson.dumps({"reloaded": ok, "message": message}), media_type="application/json",
                     status_code=200 if ok else 422)
 
 
-@router.get("/spend")
+@router.get("/spend", dependencies=[Depends(admin_only)])
 async def spend(request: Request, period: str = "day", date: str | None = None) -> dict[str, object]:
     """Spend per key, team and deployment for a UTC day (YYYYMMDD) or month (YYYYMM). Admin keys only."""
     service: ProxyService = request.app.state.proxy
-    identity = authenticate(service.runtime.snapshot, request.headers.get("authorization"), service.admin_key)
-    if not identity.admin:
-        raise PermissionDenied("Only admin keys may read spend.")
     if period not in ("day", "month"):
         raise InvalidRequest("period must be `day` or `month`.", param="period")
     report = await service.state.spend.report(period, date)  # type: ignore[arg-type]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.api.access import metrics_reader
 from gateway.metrics.exposition import CONTENT_TYPE_LATEST, render
 
 router = APIRouter()
@@ -38,7 +39,7 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])
 async def metrics(request: Request) -> Response:
     # In multiprocess mode a scrape reads every worker's files: off the event loop, like all file I/O.
     body = await asyncio.to_thread(render, request.app.state.metrics.registry, request.app.state.settings.metrics_dir)

@@ -12,9 +12,19 @@ from typing import Any
 
 
 class Endpoint(StrEnum):
+    """An API a client calls, and an API an upstream serves (the path after ``/v1``)."""
+
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"
+    """Anthropic Messages: served natively, or translated to chat completions."""
+    RESPONSES = "responses"
+    """OpenAI Responses: served natively, or translated to chat completions."""
+
+    @property
+    def translates_to_chat(self) -> bool:
+        return self in (Endpoint.MESSAGES, Endpoint.RESPONSES)
 
     @property
     def path(self) -> str:
@@ -25,6 +35,8 @@ _PATHS = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
+    Endpoint.MESSAGES: "/messages",
+    Endpoint.RESPONSES: "/responses",
 }
 
 
@@ -73,6 +85,8 @@ class RequestFacts:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    estimated: bool = False
+    """Counted by the gateway (the upstream never reported usage, or the client left before it did)."""
 
     @property
     def total_tokens(self) -> int:
@@ -94,6 +108,10 @@ class Target:
     deployment: str
     estimated_cost_usd: float = 0.0
     score: float = 0.0
+    expected_latency_ms: float = 0.0
+    """The engine's estimate for this request here, queue included."""
+    queue_ms: float = 0.0
+    """Of which waiting for a free slot, from the server's own load report (self-hosted load sources)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +151,8 @@ class Decision:
     latency_slo_ms: float | None = None
     required: dict[str, Any] = field(default_factory=dict)
     denied: str | None = None
+    spilled: tuple[str, ...] = ()
+    """Deployments that would have been the primary but for their server's queue (load-aware routing)."""
 
     @property
     def primary(self) -> Target | None:

@@ -153,6 +153,37 @@ class MetricsRecorder(ExecutorHooks):
         m, c = self.m, self._child
         c(m.upstream_in_flight, deployment).dec()
 
+    def load_spill(self, deployment: str) -> None:
+        m, c = self.m, self._child
+        c(m.load_spills, deployment).inc()
+
+    def server_load(self, deployment: str, load: Any, stats: Any) -> None:
+        """A self-hosted server's report of its own load (``routing.server_load.ServerLoad`` or ``None``
+        when there is no fresh one) and the gateway's statistics of it (``routing.stats.DeploymentStats``)."""
+        m, c = self.m, self._child
+        if load is None:
+            for metric, labels in ((m.server_requests, (deployment, "running")), (m.server_requests, (deployment, "waiting")),
+                                   (m.server_slots, (deployment,)), (m.server_kv_cache, (deployment,))):
+                self._drop(metric, *labels)  # unknown now: no series rather than a stale value
+        else:
+            c(m.server_requests, deployment, "running").set(load.running)
+            c(m.server_requests, deployment, "waiting").set(load.waiting)
+            self._gauge(m.server_slots, load.slots, deployment)
+            self._gauge(m.server_kv_cache, load.kv_cache_usage, deployment)
+        if stats is not None:
+            self._gauge(m.deployment_ttft, stats.ttft_ms / 1000 if stats.ttft_ms is not None else None, deployment)
+            self._gauge(m.deployment_tps, stats.tokens_per_second, deployment)
+
+    def _gauge(self, metric: Any, value: float | None, *labels: str) -> None:
+        if value is None:
+            self._drop(metric, *labels)
+        else:
+            self._child(metric, *labels).set(value)
+
+    def _drop(self, metric: Any, *values: str) -> None:
+        if self._children.pop((metric, values), None) is not None:
+            metric.remove(*values)
+
     def request_started(self, endpoint: str) -> None:
         m, c = self.m, self._child
         c(m.in_flight, endpoint).inc()
@@ -163,3 +194,4 @@ class MetricsRecorder(ExecutorHooks):
         c(m.upstream_duration, deployment.name, deployment.type, deployment.hosting, outcome).observe(seconds)
         if error is not None:
             c(m.upstream_errors, deployment.name, deployment.type, deployment.hosting, error.kind).inc()
+

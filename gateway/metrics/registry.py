@@ -3,7 +3,7 @@
 Names follow ``gateway_<noun>_<unit>``. Label values come only from bounded, configured sets:
 endpoint names, model names and deployments defined in the policy, team names from the policy,
 outcome and error-kind enums. Anything a client sends that is not in the policy is reported as
-``other`` (see ``labels.py``), so a client can never grow a series.
+``other`` (``recorder.MetricsRecorder.model_label`` and friends), so a client can never grow a series.
 
 With several workers, set ``PROMETHEUS_MULTIPROC_DIR``; gauges then declare how they aggregate.
 """
@@ -58,4 +58,10 @@ class GatewayMetrics:
         self.policy_loaded_at = Gauge("gateway_policy_loaded_timestamp_seconds", "When the active policy was loaded.", (), registry=r, multiprocess_mode=latest)
         self.errors = Counter("gateway_errors", "Errors returned to clients, by fault domain and kind.", ("fault", "kind", "endpoint"), registry=r)
         self.upstream_errors = Counter("gateway_upstream_errors", "Failed upstream attempts per deployment.", ("deployment", "provider", "hosting", "error"), registry=r)
+        self.load_spills = Counter("gateway_load_spills", "Requests sent past a self-hosted deployment because its server's queue would break the latency SLO.", ("deployment",), registry=r)
+        self.server_requests = Gauge("gateway_upstream_server_requests", "A self-hosted server's own report of its requests, by state (running, waiting).", ("deployment", "state"), registry=r, multiprocess_mode=latest)
+        self.server_slots = Gauge("gateway_upstream_server_slots", "Requests a self-hosted server runs at once (its own report, or the policy's).", ("deployment",), registry=r, multiprocess_mode=latest)
+        self.server_kv_cache = Gauge("gateway_upstream_kv_cache_usage_ratio", "A self-hosted server's own report of its KV-cache use (0..1).", ("deployment",), registry=r, multiprocess_mode=latest)
+        self.deployment_ttft = Gauge("gateway_deployment_ttft_seconds", "The gateway's running estimate of a deployment's time to first token (what routing uses).", ("deployment",), registry=r, multiprocess_mode=latest)
+        self.deployment_tps = Gauge("gateway_deployment_output_tokens_per_second", "The gateway's running estimate of a deployment's output speed per request (what routing uses).", ("deployment",), registry=r, multiprocess_mode=latest)
         self.slo_target = Gauge("gateway_latency_slo_seconds", "Latency SLO configured by a policy rule.", ("rule",), registry=r, multiprocess_mode=latest)

@@ -77,6 +77,7 @@ class Admission:
             team=call.facts.team, data_class=call.facts.data_class,
         )
         if plan.status == "disabled":
+            call.cache_result = "off"  # said in x-gateway-cache, so "why no hit?" has an answer
             return None
         call.cache_result = _CACHE_RESULT.get(plan.status, "bypass")
         if not plan.read:

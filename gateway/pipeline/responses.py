@@ -8,7 +8,8 @@ skipped then, and a request would silently vanish from the numbers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import orjson
 from starlette.responses import Response
@@ -39,42 +40,56 @@ class AccountedResponse(Response):
             self._on_done()
 
 
+class EventSource(Protocol):
+    """What an ``SSEResponse`` sends: chunks of SSE bytes, then ``close`` exactly once."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    @property
+    def read_on_after_client_left(self) -> bool:
+        """Whether to keep reading (without sending) when the client leaves now, rather than cancel."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class SSEResponse(Response):
-    """A stream of SSE events as a bare ASGI response; ``on_close`` runs when it ends for any reason.
+    """A stream of SSE events as a bare ASGI response; the source's ``close`` runs once when it ends.
 
     Starlette's StreamingResponse watches for a disconnect through an anyio task group, which costs
     more per stream than the relaying itself; here a single watcher cancels the sending task when the
     client goes away. That cancellation reaches the relay wherever it waits (usually on the upstream),
-    whose cleanup closes the upstream connection: a disconnected client stops the generation instead
-    of burning GPU time for nobody.
+    and ``close`` then closes the upstream connection: a disconnected client stops the generation
+    instead of burning GPU time for nobody. When the upstream has already finished generating, the
+    source may ask to be read to its end instead (to learn the exact usage); sends then go nowhere.
     """
 
-    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str],
-                 on_close: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, source: EventSource, headers: dict[str, str]) -> None:
         # Response.__init__ is not called: this class writes its own ASGI messages. It subclasses
         # Response so that FastAPI routes return it as is.
         self.status_code = 200
         self.background = None
-        self.events = events
+        self.source = source
         self.raw_headers = [*SSE_HEADERS, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())]
-        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sender = asyncio.current_task()
         assert sender is not None
         gone = asyncio.Event()
+        source = self.source
 
         async def watch() -> None:
             message: Message = await receive()
             while message["type"] != "http.disconnect":
                 message = await receive()
             gone.set()
-            sender.cancel()
+            if not source.read_on_after_client_left:
+                sender.cancel()
 
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for chunk in self.events:
+            async for chunk in source:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
@@ -85,7 +100,4 @@ class SSEResponse(Response):
             pass  # the connection broke while writing
         finally:
             watcher.cancel()
-            aclose = getattr(self.events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            await self._on_close()
+            await source.close()

@@ -48,10 +48,18 @@ class Membership(_Strict):
     in_: tuple[str, ...] | None = Field(default=None, alias="in", description="Allowed values.")
     not_in: tuple[str, ...] | None = Field(default=None, description="Forbidden values.")
 
-    def allows(self, value: str | None) -> bool:
-        if self.in_ is not None and value not in self.in_:
+    def allows(self, value: str | None, *, fold_case: bool = False) -> bool:
+        """Whether ``value`` passes. ``fold_case``: compare without regard to case (origins, regions)."""
+        if fold_case and value is not None:
+            value = value.casefold()
+            allowed = None if self.in_ is None else {v.casefold() for v in self.in_}
+            barred = {v.casefold() for v in self.not_in or ()}
+        else:
+            allowed = None if self.in_ is None else set(self.in_)
+            barred = set(self.not_in or ())
+        if allowed is not None and value not in allowed:
             return False
-        return not (self.not_in is not None and value in self.not_in)
+        return value not in barred
 
 
 def _one_or_many(value: object) -> object:
@@ -83,8 +91,9 @@ class Condition(_Strict):
     team: StrOrList | None = Field(default=None, description="The caller's team is one of these.")
     key: StrOrList | None = Field(default=None, description="The caller's API key name is one of these.")
     model: StrOrList | None = Field(default=None, description="The model name the client asked for is one of these.")
-    endpoint: tuple[Literal["chat", "completions", "embeddings"], ...] | None = Field(
-        default=None, description="The API endpoint is one of these."
+    endpoint: tuple[Literal["chat", "completions", "embeddings", "messages", "responses"], ...] | None = Field(
+        default=None, description="The API the client called is one of these (`messages`: Anthropic Messages, "
+        "`responses`: OpenAI Responses)."
     )
     data_class: tuple[DataClass, ...] | None = Field(
         default=None, description="The request's data class (after sensitive-data detection) is one of these."
@@ -126,8 +135,8 @@ class Requirement(_Strict):
     """Hard constraints on deployment attributes. A deployment failing any of them is dropped."""
 
     hosting: Literal["self", "vendor"] | None = Field(default=None, description="Only deployments hosted this way.")
-    origin: Membership | None = Field(default=None, description="Constraint on the model's origin (e.g. `not_in: [CN]`).")
-    region: Membership | None = Field(default=None, description="Constraint on the serving region.")
+    origin: Membership | None = Field(default=None, description="Constraint on the model's origin (e.g. `not_in: [CN]`); compared without regard to case.")
+    region: Membership | None = Field(default=None, description="Constraint on the serving region; compared without regard to case.")
     deployments: Membership | None = Field(default=None, description="Constraint on deployment names.")
     capabilities: tuple[Literal[CAPABILITIES], ...] | None = Field(  # type: ignore[valid-type]
         default=None, description="The deployment must offer all of these capabilities."
@@ -147,7 +156,7 @@ class Requirement(_Strict):
             if mine is None:
                 data[name] = value
             elif isinstance(value, Membership):
-                data[name] = _intersect(mine, value)
+                data[name] = _intersect(mine, value, fold_case=name in ("origin", "region"))
             elif name == "capabilities":
                 data[name] = tuple(sorted(set(mine) | set(value)))
             elif name == "min_context_window":
@@ -155,8 +164,15 @@ class Requirement(_Strict):
         return Requirement.model_validate({k: _dump(v) for k, v in data.items()})
 
 
-def _intersect(a: Membership, b: Membership) -> Membership:
-    ins = a.in_ if b.in_ is None else b.in_ if a.in_ is None else tuple(x for x in a.in_ if x in b.in_)
+def _intersect(a: Membership, b: Membership, *, fold_case: bool = False) -> Membership:
+    def key(value: str) -> str:
+        return value.casefold() if fold_case else value
+
+    if a.in_ is None or b.in_ is None:
+        ins = a.in_ if b.in_ is None else b.in_
+    else:
+        theirs = {key(x) for x in b.in_}
+        ins = tuple(x for x in a.in_ if key(x) in theirs)
     outs = tuple(sorted(set(a.not_in or ()) | set(b.not_in or ()))) or None
     return Membership.model_validate({"in": ins, "not_in": outs})
 

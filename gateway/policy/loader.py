@@ -1,6 +1,8 @@
 """Load a policy file: YAML → environment interpolation → typed ``Policy``, with errors at file:line:column.
 
-Errors are collected, not raised one by one, so ``gateway policy check`` shows every problem at once.
+Every problem is collected before anything is raised, so ``gateway policy check`` shows them all in
+one run: YAML syntax (PyYAML stops at the first), unset environment variables, schema errors (in the
+author's words, ``schema_errors``) and unresolved names (``references``) — each at its place.
 """
 
 from __future__ import annotations
@@ -8,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ from pydantic import ValidationError
 
 from gateway.policy.models import Policy
 from gateway.policy.prices import resolve_prices, unpriced
+from gateway.policy.references import Finding, check_references
+from gateway.policy.schema_errors import schema_issues
+from gateway.policy.yaml_errors import yaml_problem
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
-_DOTTED_PATH = re.compile(r"^([\w.\-]+): (.*)$")
 
 Location = tuple[int, int]
 PathKey = tuple[str, ...]
@@ -32,9 +36,11 @@ class PolicyIssue:
     line: int
     column: int
     message: str
+    severity: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        prefix = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
 
 
 class PolicyError(Exception):
@@ -51,76 +57,146 @@ class LoadedPolicy:
     path: str
     version: str
     """Short content hash: identifies the active policy in headers, metrics and logs."""
+    locations: Mapping[PathKey, Location] = field(default_factory=dict, compare=False, repr=False)
+    """Where each key and list item of the document starts, for messages about a valid policy."""
+
+    def issue(self, path: PathKey, message: str, severity: str = "warning") -> PolicyIssue:
+        line, column = locate(self.locations, path)
+        return PolicyIssue(self.path, line, column, message, severity)
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """Everything known about one policy file: the policy when it is usable, and every issue."""
+
+    loaded: LoadedPolicy | None
+    issues: list[PolicyIssue]
+
+    @property
+    def errors(self) -> list[PolicyIssue]:
+        return [i for i in self.issues if i.severity == "error"]
 
 
 def load_policy(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedPolicy:
+    return _usable(inspect_file(path, env))
+
+
+def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> LoadedPolicy:
+    return _usable(inspect_policy(text, file, env))
+
+
+def inspect_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Inspection:
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError([PolicyIssue(file, 0, 0, f"cannot read policy file: {exc.strerror or exc}")]) from exc
-    return parse_policy(text, file, os.environ if env is None else env)
+        return Inspection(None, [PolicyIssue(file, 0, 0, f"cannot read policy file: {exc.strerror or exc}")])
+    except UnicodeDecodeError as exc:
+        return Inspection(None, [PolicyIssue(file, 0, 0, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})")])
+    return inspect_policy(text, file, os.environ if env is None else env)
 
 
-def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> LoadedPolicy:
+def inspect_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> Inspection:
+    """Read, interpolate, validate and resolve ``text``; never raises for a problem in the document."""
     env = os.environ if env is None else env
-    issues: list[PolicyIssue] = []
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise PolicyError([PolicyIssue(file, line, col, f"YAML syntax: {exc.problem or exc}")]) from exc
+        line, col, message = yaml_problem(exc)
+        return Inspection(None, [PolicyIssue(file, line, col, message)])
     if node is None or not isinstance(node, yaml.MappingNode):
-        raise PolicyError([PolicyIssue(file, 1, 1, "a policy must be a YAML mapping with `deployments` and `models`")])
+        return Inspection(None, [PolicyIssue(file, 1, 1, "a policy must be a YAML mapping with `deployments` and `models`")])
+    issues: list[PolicyIssue] = []
     locations: dict[PathKey, Location] = {}
-    data = _construct(node, (), locations, issues, file, env)
-    if issues:
-        raise PolicyError(issues)
+    unset: set[PathKey] = set()
+    data = _construct(node, (), _Reading(locations, issues, unset, file, env))
+    policy: Policy | None = None
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(_issues_from_validation(exc, file, locations)) from None
-    unknown = [
-        _issue_at(file, locations, ("deployments", name), f"vendor model {policy.deployments[name].model!r} has no "
-                  "price in the policy nor in the price map: set price.input_per_mtok and price.output_per_mtok",
-                  ("deployments", name))
-        for name in unpriced(policy)
-    ]
-    if unknown:
-        raise PolicyError(unknown)
-    policy = resolve_prices(policy)
-    version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return LoadedPolicy(policy=policy, path=file, version=version)
+        # A value left empty by an unset variable is already reported as that; its schema error would repeat it.
+        problems = [(path, message) for path, message in schema_issues(exc, Policy, _splitter(locations))
+                    if path not in unset]
+    else:
+        # Money fails closed: a vendor deployment priced neither by the policy nor by the price map.
+        problems = [(("deployments", name), f"vendor model {policy.deployments[name].model!r} has no price in the "
+                     "policy nor in the price map: set price.input_per_mtok and price.output_per_mtok")
+                    for name in unpriced(policy)]
+        policy = resolve_prices(policy)
+    findings = [f for f in check_references(data) if f.path not in unset]
+    # The document-level validator and ``references`` may name the same problem; the latter says it better.
+    resolved = [f.path for f in findings]
+    problems = [(path, message) for path, message in problems
+                if not any(p[:len(path)] == path for p in resolved) or not path]
+    issues += [_issue_at(file, locations, path, message) for path, message in problems]
+    issues += [_finding_at(file, locations, f) for f in findings]
+    issues = sorted(set(issues), key=lambda i: (i.line, i.column, i.severity, i.message))
+    loaded = None
+    if policy is not None and not any(i.severity == "error" for i in issues):
+        loaded = LoadedPolicy(policy, file, hashlib.sha256(text.encode()).hexdigest()[:12], locations)
+    return Inspection(loaded, issues)
 
 
-def _construct(
-    node: yaml.Node, path: PathKey, locations: dict[PathKey, Location], issues: list[PolicyIssue], file: str,
-    env: Mapping[str, str],
-) -> Any:
+def _splitter(locations: Mapping[PathKey, Location]) -> Callable[[str], PathKey]:
+    """``models.qwen2.5-7b.aliases.0`` → the document path it names (a name may contain dots)."""
+    by_text = {".".join(path): path for path in locations}
+
+    def split(dotted: str) -> PathKey:
+        return by_text.get(dotted) or tuple(dotted.split("."))
+
+    return split
+
+
+def locate(locations: Mapping[PathKey, Location], path: PathKey) -> Location:
+    """The place of ``path``, or of its nearest ancestor the document has (a missing key: its parent)."""
+    probe = path
+    while probe and probe not in locations:
+        probe = probe[:-1]
+    return locations.get(probe, (1, 1))
+
+
+def _usable(inspection: Inspection) -> LoadedPolicy:
+    if inspection.loaded is None:
+        raise PolicyError(inspection.errors)
+    return inspection.loaded
+
+
+@dataclass(slots=True)
+class _Reading:
+    locations: dict[PathKey, Location]
+    issues: list[PolicyIssue]
+    unset: set[PathKey]
+    """Paths whose value used an unset environment variable."""
+    file: str
+    env: Mapping[str, str]
+
+
+def _construct(node: yaml.Node, path: PathKey, reading: _Reading) -> Any:
+    locations = reading.locations
     locations[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.SafeLoader(b"").construct_object(key_node)  # scalars only; cheap
+            here = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                issues.append(PolicyIssue(file, line, col, f"duplicate key {key!r}"))
+                reading.issues.append(PolicyIssue(reading.file, *here, f"duplicate key {key!r}"))
                 continue
             child = (*path, str(key))
-            locations[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _construct(value_node, child, locations, issues, file, env)
-            locations[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _construct(value_node, child, reading)
+            locations[child] = here  # a key's place is where the key is written, not its value
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, str(i)), locations, issues, file, env) for i, item in enumerate(node.value)]
+        return [_construct(item, (*path, str(i)), reading) for i, item in enumerate(node.value)]
     value = yaml.SafeLoader(b"").construct_object(node)
     if isinstance(value, str) and "${" in value:
-        return _interpolate(value, node, issues, file, env)
+        return _interpolate(value, node, path, reading)
     return value
 
 
-def _interpolate(value: str, node: yaml.Node, issues: list[PolicyIssue], file: str, env: Mapping[str, str]) -> str:
+def _interpolate(value: str, node: yaml.Node, path: PathKey, reading: _Reading) -> str:
+    env = reading.env
+
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in env and (env[name] != "" or default is None):
@@ -128,39 +204,20 @@ def _interpolate(value: str, node: yaml.Node, issues: list[PolicyIssue], file: s
         if default is not None:
             return default
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        issues.append(PolicyIssue(file, line, col, f"environment variable {name} is not set (write ${{{name}:-}} to allow it to be empty)"))
+        reading.issues.append(PolicyIssue(
+            reading.file, line, col, f"environment variable {name} is not set (write ${{{name}:-}} to allow it to be empty)"))
+        reading.unset.add(path)
         return ""
 
     return _ENV_REF.sub(replace, value)
 
 
-def _issues_from_validation(exc: ValidationError, file: str, locations: dict[PathKey, Location]) -> list[PolicyIssue]:
-    issues = []
-    for error in exc.errors():
-        loc = tuple(str(p) for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
-        if not loc and "; " in message or _DOTTED_PATH.match(message):
-            # Cross-reference errors carry their own dotted paths, one per problem.
-            for part in message.split("; "):
-                m = _DOTTED_PATH.match(part)
-                sub = tuple(m.group(1).split(".")) if m else ()
-                issues.append(_issue_at(file, locations, loc + sub, m.group(2) if m else part, sub))
-            continue
-        issues.append(_issue_at(file, locations, loc, message, loc))
-    return sorted(issues, key=lambda i: (i.line, i.column))
-
-
-def _issue_at(file: str, locations: dict[PathKey, Location], loc: PathKey, message: str, shown: PathKey) -> PolicyIssue:
-    # Pydantic adds union-branch names (e.g. "str", "dict[str,float]") to loc; walk back to a known path.
-    probe = loc
-    while probe and probe not in locations:
-        probe = probe[:-1]
-    line, col = locations.get(probe, (1, 1))
-    where = ".".join(p for p in shown if p in _path_parts(locations)) or "policy"
+def _issue_at(file: str, locations: Mapping[PathKey, Location], path: PathKey, message: str) -> PolicyIssue:
+    line, col = locate(locations, path)
+    where = ".".join(path) or "policy"
     return PolicyIssue(file, line, col, f"{where}: {message}")
 
 
-def _path_parts(locations: dict[PathKey, Location]) -> set[str]:
-    return {p for path in locations for p in path}
+def _finding_at(file: str, locations: Mapping[PathKey, Location], finding: Finding) -> PolicyIssue:
+    issue = _issue_at(file, locations, finding.path, finding.message)
+    return PolicyIssue(issue.file, issue.line, issue.column, issue.message, finding.severity)

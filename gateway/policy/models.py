@@ -7,10 +7,11 @@ does not exist, a key naming an unknown team) are checked in ``Policy._check_ref
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gateway.policy.conditions import CAPABILITIES, Condition, DataClass, Requirement
 
@@ -156,6 +157,22 @@ class ConnectionPool(_Strict):
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
+class LoadSource(_Strict):
+    """Where a self-hosted server publishes its own load. The gateway polls it and counts the server's
+    queue into a deployment's expected latency, so it spills to the next target before a request would
+    wait past its latency SLO (instead of learning of the queue from timeouts)."""
+
+    type: Literal["llamacpp", "llamacpp_slots", "vllm", "sglang"] = Field(
+        description="`llamacpp`: llama-server `/metrics` (start it with `--metrics`; slots come from `/props`); "
+        "`llamacpp_slots`: llama-server `/slots` (busy slots only, no queue); `vllm`: vLLM `/metrics`; "
+        "`sglang`: SGLang `/metrics` (start it with `--enable-metrics`)."
+    )
+    url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+", description="Full URL to poll; default: `api_base` without `/v1`, then `/metrics` (or `/slots`).")
+    interval_seconds: float = Field(default=1.0, ge=0.05, le=60, description="Time between polls (one replica polls for all, through the shared state).")
+    max_age_seconds: float = Field(default=10.0, gt=0, description="Readings older than this are ignored (the server is then assumed idle).")
+    slots: int | None = Field(default=None, ge=1, description="Requests the server runs at once, when it does not say (vLLM `max_num_seqs`, SGLang `max_running_requests`).")
+
+
 class Deployment(_Strict):
     """One upstream that can serve requests: where it is, what it costs, what it can do."""
 
@@ -175,12 +192,15 @@ class Deployment(_Strict):
     capabilities: tuple[Literal[CAPABILITIES], ...] = Field(  # type: ignore[valid-type]
         default=(), description="What it can do: tools, vision, json_schema, json_mode, logprobs, reasoning, embeddings."
     )
-    endpoints: tuple[Literal["chat", "completions", "embeddings"], ...] = Field(
-        default=("chat", "completions"), description="API endpoints it serves."
+    endpoints: tuple[Literal["chat", "completions", "embeddings", "messages", "responses"], ...] = Field(
+        default=("chat", "completions"), description="APIs it serves natively. `messages` (Anthropic Messages) and "
+        "`responses` (OpenAI Responses) requests go through untouched to a deployment that lists them; any other "
+        "deployment serving `chat` gets them translated to chat completions and back."
     )
     max_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests allowed; beyond it requests spill to the next target.")
     queue_timeout_ms: float = Field(default=0, ge=0, description="When at max_concurrency, wait up to this long for a free slot before spilling.")
     health_check: HealthCheck | None = Field(default=None, description="Active health checks; failures open the circuit breaker.")
+    load_source: LoadSource | None = Field(default=None, description="Self-hosted: where the server publishes its queue and KV-cache use, for load-aware routing.")
     breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="Circuit breaker thresholds.")
     latency_prior: LatencyPrior = Field(default_factory=LatencyPrior, description="Assumed latency until measured.")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings, description="Upstream timeouts.")
@@ -205,6 +225,14 @@ class ModelRoute(_Strict):
         default=None, description="Overrides the default objective for this model name."
     )
     owned_by: str = Field(default="gateway", description="Shown in `/v1/models`.")
+    aliases: tuple[str, ...] = Field(
+        default=(),
+        description="Other names clients send for this model, such as dated variants (`claude-sonnet-4-20250514`) or the "
+        "small model a coding client uses for background calls. A name with `*`, `?` or `[...]` is a glob pattern "
+        "(`claude-sonnet-4-*`, `*haiku*`). Exact names (model names and exact aliases) are matched first, then "
+        "patterns in the order the models are listed; rules, team model lists and metrics see the model's own name. "
+        "Exact aliases are listed in `/v1/models`.",
+    )
 
 
 class RateLimit(_Strict):
@@ -274,6 +302,14 @@ class Defaults(_Strict):
     expected_output_tokens: int = Field(default=256, ge=1, description="Assumed output length when a request sets no max.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Response cache, unless a rule says otherwise.")
     max_fallbacks: int = Field(default=3, ge=0, description="Targets after the primary the executor may try.")
+    token_estimate_margin: float = Field(
+        default=0.25, ge=0, lt=1,
+        description="How far the prompt-token estimate may be off, as a fraction. A deployment is dropped as "
+        "`context_too_small` only when even the estimate less this margin does not fit its window; nearer the window "
+        "it keeps its place and, should the upstream answer that the prompt is too long, the next target is tried. "
+        "This errs towards the smaller-windowed, cheaper self-hosted models (the estimate follows OpenAI's tokenizer, "
+        "within ~10% on English and code; Qwen and DeepSeek need about half as many tokens for Chinese).",
+    )
     detect_sensitive_data: bool = Field(default=True, description="Scan prompts for personal data and secrets (raises the data class).")
     sensitive_data_class: DataClass = Field(default="confidential", description="Data class a request is raised to when sensitive data is found.")
     data_class_header: str = Field(default="x-data-class", description="Request header declaring the data class (it can raise the team's default, never lower it).")
@@ -312,6 +348,21 @@ class Policy(_Strict):
     keys: tuple[ApiKey, ...] = Field(default=(), description="Client API keys; with none, the gateway is open (loopback only unless allowed).")
     rules: tuple[Rule, ...] = Field(default=(), description="Routing rules, in order.")
     tests: tuple[GoldenCase, ...] = Field(default=(), description="Golden cases: requests and the routing they must get.")
+    _exact_names: dict[str, str] = PrivateAttr(default_factory=dict)
+    _name_patterns: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    def resolve_model(self, name: str) -> str | None:
+        """The key under `models` that serves the name a client sent, or None (see `ModelRoute.aliases`)."""
+        found = self._exact_names.get(name)
+        if found is not None:
+            return found
+        for pattern, model in self._name_patterns:
+            if fnmatch.fnmatchcase(name, pattern):
+                return model
+        return None
+
+    def exact_aliases(self, model: str) -> tuple[str, ...]:
+        return tuple(a for a in self.models[model].aliases if not is_name_pattern(a))
 
     @field_validator("deployments", "teams", mode="before")
     @classmethod
@@ -361,6 +412,28 @@ class Policy(_Strict):
             if rule.name in seen:
                 errors.append(f"rules.{i}.name: duplicate rule name {rule.name!r}")
             seen.add(rule.name)
+        errors += self._index_model_names()
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def _index_model_names(self) -> list[str]:
+        errors: list[str] = []
+        exact = {name: name for name in self.models}
+        patterns: list[tuple[str, str]] = []
+        for model, route in self.models.items():
+            for i, alias in enumerate(route.aliases):
+                if not alias:
+                    errors.append(f"models.{model}.aliases.{i}: empty name")
+                elif is_name_pattern(alias):
+                    patterns.append((alias, model))
+                elif exact.setdefault(alias, model) != model:
+                    errors.append(f"models.{model}.aliases.{i}: {alias!r} already names the model {exact[alias]!r}")
+        self._exact_names = exact
+        self._name_patterns = tuple(patterns)
+        return errors
+
+
+def is_name_pattern(name: str) -> bool:
+    """A model alias with glob syntax (matched with `fnmatch`, case-sensitive)."""
+    return any(c in name for c in "*?[")

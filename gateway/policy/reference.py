@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,9 +27,11 @@ from gateway.policy.models import (
     GoldenCase,
     HealthCheck,
     LatencyPrior,
+    LoadSource,
     ModelRoute,
     Policy,
     Price,
+    ProviderType,
     RateLimit,
     RetrySettings,
     Rule,
@@ -48,6 +51,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("deployments.<name>.breaker", BreakerSettings, ""),
     ("deployments.<name>.egress, defaults.egress", Egress, ""),
     ("deployments.<name>.connections", ConnectionPool, ""),
+    ("deployments.<name>.load_source", LoadSource, "See docs/load-aware-routing.md."),
     ("models.<name>", ModelRoute, "A name clients may put in `model`."),
     ("teams.<name>", Team, ""),
     ("keys[]", ApiKey, ""),
@@ -69,7 +73,17 @@ HEADER = """# Policy reference
 
 A policy is one YAML file. Strings may use `${VAR}` (required environment variable) or
 `${VAR:-default}`. Unknown keys are errors; every error is reported as `file:line:column`.
-Check and test policies with `gateway policy check` and `gateway policy test`.
+
+`gateway policy check` reports every mistake in one run. **Errors** stop the policy from loading
+(and a hot reload keeps the last good one): YAML syntax, unset variables, schema errors, and every
+name that does not resolve — deployments, models, teams and key names in rules, keys, teams and
+golden cases, `require.deployments`, and `require.origin`/`region` values close to an existing one.
+**Warnings** do not: rules that can never match, rules an earlier `deny` always catches first,
+requirements every candidate already meets or none can meet, a self-hosted `reference_model`
+(`--strict` fails on them). **Notes** say what a policy does by design, e.g. a model that refuses
+confidential data. Names (deployments, models, teams, keys, rules) compare exactly, as routing
+compares them; `origin` and `region` values compare without regard to case, in checks and in routing.
+`gateway policy test` runs the golden cases; `gateway policy simulate` replays recorded traffic.
 
 Rule semantics: rules are evaluated in order; the requirements of every matching rule add up (a
 deployment must satisfy all of them, on the primary and on every fallback); for the other effects
@@ -112,8 +126,11 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def render() -> str:
+def render(default_api_bases: Mapping[str, str] | None = None) -> str:
+    """The reference; ``default_api_bases`` (the provider registry's, by type) adds the table of defaults."""
     out = [HEADER]
+    if default_api_bases is not None:
+        out.append(_api_bases(default_api_bases))
     for title, model, intro in SECTIONS:
         out.append(f"\n## {title}\n")
         doc = intro or (model.__doc__ or "").strip()
@@ -127,3 +144,15 @@ def render() -> str:
             description = (field.description or "").replace("|", "\\|")
             out.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
     return "\n".join(out) + "\n"
+
+
+def _api_bases(defaults: Mapping[str, str]) -> str:
+    rows = [f"| `{t}` | `{defaults[t]}` |" if t in defaults else f"| `{t}` | none: `api_base` is required |"
+            for t in typing.get_args(ProviderType) if t not in _NO_BASE]
+    return ("\n## Default `api_base` by provider type\n\nUsed when a deployment of that type gives no `api_base`. "
+            "`llamacpp` has none: llama-server's default port (8080) is the gateway's own, so the gateway would call "
+            "itself. litellm-backed types (`anthropic`, `gemini`, `litellm`) use litellm's vendor defaults; the "
+            "`simulator` needs none.\n\n| type | default |\n|---|---|\n" + "\n".join(rows) + "\n")
+
+
+_NO_BASE = ("anthropic", "gemini", "litellm", "simulator")

@@ -10,29 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway.core.errors import InvalidRequest
 from gateway.core.types import Endpoint
+from gateway.protocols.json_body import kind_of as _kind
+from gateway.protocols.json_body import parse_json_object
+
+__all__ = ["parse_json_object", "validate"]
+
+MAX_TOKENS = 2**31 - 1
+"""Largest token count accepted anywhere (no model has a window near it; bigger values are typos or probes)."""
+_INT64 = (-(2**63), 2**63 - 1)
 
 _ROLES = frozenset(("system", "developer", "user", "assistant", "tool", "function"))
 _TOOL_CHOICES = frozenset(("none", "auto", "required"))
 _FORMATS = frozenset(("text", "json_object", "json_schema"))
-
-
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise InvalidRequest("We could not parse the JSON body of your request: the body is empty.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
-            f"library correctly. The OpenAI API expects a JSON payload.) Parser said: {exc.msg} at position {exc.pos}."
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"The request body must be a JSON object, not {_kind(body)}.")
-    return body
 
 
 def validate(endpoint: Endpoint, body: dict[str, Any]) -> None:
@@ -69,16 +60,22 @@ def _chat(body: dict[str, Any]) -> None:
         if role is None:
             raise InvalidRequest(f"Missing required parameter: '{param}.role'.", param=f"{param}.role",
                                  code="missing_required_parameter")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(f"Invalid value: '{role}'. Supported values are: {', '.join(sorted(_ROLES))}.",
                                  param=f"{param}.role", code="invalid_value")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise InvalidRequest(f"Invalid type for '{param}.content': expected one of a string or array of objects, but got {_kind(content)}.",
                                  param=f"{param}.content", code="invalid_type")
-        if content is None and role in ("user", "system", "developer") :
+        if content is None and role in ("user", "system", "developer"):
             raise InvalidRequest(f"Missing required parameter: '{param}.content'.", param=f"{param}.content",
                                  code="missing_required_parameter")
+        if isinstance(content, list):
+            _content_parts(content, f"{param}.content")
+        name = message.get("name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidRequest(f"Invalid type for '{param}.name': expected a string, but got {_kind(name)}.",
+                                 param=f"{param}.name", code="invalid_type")
     _common_sampling(body)
     _positive_int(body, "max_completion_tokens")
     _int_range(body, "top_logprobs", 0, 20)
@@ -94,12 +91,12 @@ def _chat(body: dict[str, Any]) -> None:
                 raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name",
                                      code="missing_required_parameter")
     choice = body.get("tool_choice")
-    if choice is not None and not (choice in _TOOL_CHOICES or isinstance(choice, dict)):
+    if choice is not None and not ((isinstance(choice, str) and choice in _TOOL_CHOICES) or isinstance(choice, dict)):
         raise InvalidRequest(f"Invalid value for 'tool_choice': {choice!r}. Expected none, auto, required or an object.",
                              param="tool_choice", code="invalid_value")
     fmt = body.get("response_format")
     if fmt is not None:
-        if not isinstance(fmt, dict) or fmt.get("type") not in _FORMATS:
+        if not isinstance(fmt, dict) or not isinstance(fmt.get("type"), str) or fmt["type"] not in _FORMATS:
             raise InvalidRequest("Invalid 'response_format': 'type' must be one of text, json_object, json_schema.",
                                  param="response_format.type", code="invalid_value")
         if fmt["type"] == "json_schema":
@@ -116,6 +113,9 @@ def _completions(body: dict[str, Any]) -> None:
     if not isinstance(prompt, str | list):
         raise InvalidRequest(f"Invalid type for 'prompt': expected a string or array, but got {_kind(prompt)}.",
                              param="prompt", code="invalid_type")
+    if isinstance(prompt, list) and not _prompt_list(prompt):
+        raise InvalidRequest("Invalid 'prompt': expected a string, an array of strings, an array of token ids or an "
+                             "array of arrays of token ids.", param="prompt", code="invalid_type")
     _common_sampling(body)
     _int_range(body, "logprobs", 0, 5)
     _positive_int(body, "best_of")
@@ -131,7 +131,7 @@ def _embeddings(body: dict[str, Any]) -> None:
     elif isinstance(data, list):
         if not data:
             raise InvalidRequest("'$.input' is invalid: input cannot be an empty array.", param="input", code="empty_array")
-        if not all(isinstance(x, str | int) or (isinstance(x, list) and all(isinstance(t, int) for t in x)) for x in data):
+        if not (all(isinstance(x, str) for x in data) or _token_ids(data) or all(_token_ids(x) for x in data)):
             raise InvalidRequest("'$.input' is invalid: expected strings, an array of token ids or arrays of token ids.",
                                  param="input", code="invalid_type")
     else:
@@ -144,6 +144,22 @@ def _embeddings(body: dict[str, Any]) -> None:
     _positive_int(body, "dimensions")
 
 
+def _content_parts(parts: list[Any], param: str) -> None:
+    for i, part in enumerate(parts):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise InvalidRequest(f"Invalid '{param}[{i}]': expected an object with a string 'type'.",
+                                 param=f"{param}[{i}]", code="invalid_type")
+
+
+def _token_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+
+
+def _prompt_list(prompt: list[Any]) -> bool:
+    return (all(isinstance(p, str) for p in prompt) or _token_ids(prompt)
+            or all(_token_ids(p) for p in prompt))
+
+
 def _common_sampling(body: dict[str, Any]) -> None:
     _positive_int(body, "max_tokens")
     _int_range(body, "n", 1, 128)
@@ -152,7 +168,7 @@ def _common_sampling(body: dict[str, Any]) -> None:
     _number_range(body, "presence_penalty", -2, 2)
     _number_range(body, "frequency_penalty", -2, 2)
     _type(body, "stream", bool)
-    _type(body, "seed", int)
+    _int_range(body, "seed", *_INT64)
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str) and not (
         isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)
@@ -178,7 +194,7 @@ def _type(body: dict[str, Any], name: str, kind: type) -> None:
 
 
 def _positive_int(body: dict[str, Any], name: str) -> None:
-    _int_range(body, name, 1, None)
+    _int_range(body, name, 1, MAX_TOKENS)
 
 
 def _int_range(body: dict[str, Any], name: str, low: int, high: int | None) -> None:
@@ -201,8 +217,3 @@ def _number_range(body: dict[str, Any], name: str, low: float, high: float) -> N
     if not low <= value <= high:
         raise InvalidRequest(f"Invalid '{name}': {value} must be between {low:g} and {high:g}.", param=name,
                              code="invalid_value")
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)

@@ -113,7 +113,8 @@ def _bad_request(exc: BaseException, msg: str) -> UpstreamError:
 def _credentials(exc: BaseException, _msg: str) -> UpstreamError:
     # The vendor's text is dropped on purpose: "Incorrect API key provided: sk-ab***yz" style echoes.
     return UpstreamError(
-        f"the upstream refused the gateway's credentials (HTTP {_status(exc, 401)}); check the deployment's key"
+        f"the upstream refused the gateway's credentials (HTTP {_status(exc, 401)}); check the deployment's key",
+        code="upstream_auth_failed",
     )
 
 

@@ -38,7 +38,8 @@ DEFAULT_API_BASES: dict[str, str] = {
     "vllm": "http://127.0.0.1:8000/v1",
     "sglang": "http://127.0.0.1:30000/v1",
     "ollama": "http://127.0.0.1:11434/v1",
-    "llamacpp": "http://127.0.0.1:8080/v1",
+    # No llamacpp default: llama-server's own default port, 8080, is the gateway's, so a default would
+    # send requests back into the gateway. `api_base` is required for it (checked at policy load).
     "deepseek": "https://api.deepseek.com/v1",
     "moonshot": "https://api.moonshot.ai/v1",
     "dashscope": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import (
+    ContextLengthExceeded,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimited,
@@ -31,6 +32,7 @@ from gateway.core.types import Usage
 from gateway.providers.base import UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.registry import ProviderContext
 from gateway.providers.retry_after import retry_after_seconds
+from gateway.providers.upstream_errors import context_length_exceeded
 from gateway.simulator import CUT_CONNECTION, SimConfig, SimResponse, Simulator
 from gateway.simulator.wire import DONE_EVENT
 
@@ -161,6 +163,8 @@ class SimulatedProvider:
             raise UpstreamTimeout(message)
         if status >= 500:
             raise UpstreamError(message)
+        if status == 400 and context_length_exceeded(error):
+            raise ContextLengthExceeded(message, param=error.get("param"))
         raise UpstreamStatusError(message, status=status, type_=error.get("type"), param=error.get("param"))
 
 

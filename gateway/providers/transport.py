@@ -188,9 +188,12 @@ class Transport:
         settings: TransportSettings | None = None,
         name: str = "upstream",
         secrets: tuple[str, ...] = (),
+        log_failures: bool = True,
     ) -> None:
+        """``log_failures``: log a connection failure's reason (off for callers that log their own)."""
         self.settings = settings or TransportSettings()
         self.name = name
+        self._log_failures = log_failures
         self.base_url, basic = split_base_url(base_url)
         fixed = {k.lower(): v for k, v in headers.items()}
         if basic is not None:
@@ -246,11 +249,11 @@ class Transport:
                     proxy_auth=self._proxy_auth, allow_redirects=False,
                 )
         except aiohttp.ConnectionTimeoutError as exc:  # no connection in time: not the head's timeout
-            raise _translate(exc, self.name, self._secrets, head=True) from exc
+            raise _translate(exc, self.name, self._secrets, head=True, log_failures=self._log_failures) from exc
         except TimeoutError as exc:  # before OSError, of which TimeoutError is a subclass
             raise UpstreamTimeout(f"deployment {self.name!r} did not answer within {head_timeout:g}s") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise _translate(exc, self.name, self._secrets, head=True) from exc
+            raise _translate(exc, self.name, self._secrets, head=True, log_failures=self._log_failures) from exc
         return UpstreamResponse(self.name, response, self._secrets)
 
     async def aclose(self) -> None:
@@ -281,7 +284,9 @@ def _scrubbed(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def _translate(exc: BaseException, name: str, secrets: tuple[str, ...], *, head: bool) -> UpstreamError:
+def _translate(
+    exc: BaseException, name: str, secrets: tuple[str, ...], *, head: bool, log_failures: bool = True
+) -> UpstreamError:
     reason = _scrubbed(_reason(exc), secrets)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return UpstreamUnavailable(
@@ -291,7 +296,8 @@ def _translate(exc: BaseException, name: str, secrets: tuple[str, ...], *, head:
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientHttpProxyError):
         # The reason is what an operator needs (a certificate the company CA did not sign, a refused
         # port, a proxy's 407): log it, since the client only sees the gateway's message.
-        log.warning("cannot connect to deployment %r: %s", name, reason)
+        if log_failures:
+            log.warning("cannot connect to deployment %r: %s", name, reason)
         return UpstreamUnavailable(f"cannot connect to deployment {name!r}: {reason}")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamProtocolError(f"deployment {name!r} broke off or garbled its answer: {reason}")

@@ -12,6 +12,8 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from gateway.core.errors import (
+    CONTEXT_LENGTH_EXCEEDED,
+    ContextLengthExceeded,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamStatusError,
@@ -69,10 +71,39 @@ def upstream_message(body: bytes, secrets: Iterable[str] = ()) -> str:
             message = error
         elif isinstance(parsed, dict) and "detail" in parsed:
             message = str(parsed["detail"])
+        elif isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+            message = parsed["message"]  # older vLLM and SGLang: the error object is the body
     except orjson.JSONDecodeError:
         message = body[: _MAX_MESSAGE * 4].decode("utf-8", "replace").strip()
     # Scrubbed before it is cut: a secret straddling the cut must not survive half-visible.
     return scrub(message, secrets)
+
+
+def context_length_exceeded(error: object) -> bool:
+    """Whether an upstream's error object says the prompt does not fit its context window.
+
+    OpenAI says so with ``code: context_length_exceeded`` and llama.cpp with ``type:
+    exceed_context_size_error``; vLLM and SGLang give no code, only their fixed sentence ("This
+    model's maximum context length is N tokens"), so for them the sentence is the signal.
+    """
+    if not isinstance(error, dict):
+        return False
+    if error.get("code") == CONTEXT_LENGTH_EXCEEDED or error.get("type") == "exceed_context_size_error":
+        return True
+    message = error.get("message")
+    return isinstance(message, str) and "maximum context length" in message
+
+
+def _error_object(body: bytes) -> object:
+    """The error object: ``{"error": {...}}`` (OpenAI, newer vLLM), or the body itself (older vLLM and
+    SGLang answer ``{"object": "error", "message": ..., "type": ..., "code": 400}``)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return parsed["error"] if isinstance(parsed.get("error"), dict) else parsed
 
 
 def error_for_status(
@@ -86,13 +117,19 @@ def error_for_status(
         return UpstreamTimeout(f"deployment {name!r} timed out (upstream {status}){said}")
     if status in (401, 403):
         # The gateway's own credentials were refused: a configuration problem, never the caller's key.
-        err = UpstreamError(f"deployment {name!r} refused the gateway's credentials (upstream {status})")
+        err = UpstreamError(f"deployment {name!r} refused the gateway's credentials (upstream {status})",
+                            code="upstream_auth_failed")
         err.retryable = True
         return err
     if status == 503:
         return UpstreamUnavailable(f"deployment {name!r} is unavailable{said}")
+    if status in (400, 413) and context_length_exceeded(_error_object(body)):
+        return ContextLengthExceeded(f"deployment {name!r}: the request does not fit its context window{said}",
+                                     param="messages")
     if status >= 500:
         err = UpstreamError(f"deployment {name!r} failed (upstream {status}){said}")
         err.retryable = status in (500, 502)
         return err
-    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status)
+    # A 400 is about the request itself, which OpenAI's clients know as invalid_request_error.
+    type_ = "invalid_request_error" if status in (400, 422) else None
+    return UpstreamStatusError(f"deployment {name!r} rejected the request{said}", status=status, type_=type_)

@@ -60,9 +60,10 @@ def unmet_requirement(req: Requirement, dep: Deployment) -> str | None:
     """The first attribute of ``dep`` that violates ``req``, described, or None when it complies."""
     if req.hosting is not None and dep.hosting != req.hosting:
         return f"hosting is {dep.hosting}, {req.hosting} required"
-    if req.origin is not None and not req.origin.allows(dep.origin):
+    # Origins and regions are labels people write in either case (CN, cn): compared case-folded.
+    if req.origin is not None and not req.origin.allows(dep.origin, fold_case=True):
         return f"origin {dep.origin} not allowed"
-    if req.region is not None and not req.region.allows(dep.region):
+    if req.region is not None and not req.region.allows(dep.region, fold_case=True):
         return f"region {dep.region} not allowed"
     if req.deployments is not None and not req.deployments.allows(dep.name):
         return "deployment not allowed"

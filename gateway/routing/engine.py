@@ -3,15 +3,18 @@
 No I/O, no clock, no randomness: the same inputs give the same Decision, which is what makes the
 golden cases of ``gateway policy test`` and the explain endpoint trustworthy. Steps:
 
-1. The model name the client asked for selects its candidate deployments (unknown → 404; a team may
-   be limited to some model names → 403).
+1. The model name the client asked for selects its candidate deployments, directly or through an
+   alias or glob pattern of a model (unknown → 404; a team may be limited to some model names → 403).
 2. Rules are evaluated in order. Requirements of every matching rule add up; for each other effect
    the first matching rule that sets it wins; ``deny`` ends routing.
 3. Each candidate is kept or dropped with a reason: endpoint_unsupported, capability_missing,
    context_too_small, rule_requirement, unhealthy, over_price.
 4. Survivors are ranked by the objective: ``cost`` (expected request cost), ``latency`` (expected time
    from live EWMAs, configured priors until measured), ``order`` (as listed), or weights blending cost
-   and latency. A latency SLO puts the cheapest deployments expected to meet it first.
+   and latency. A latency SLO puts the cheapest deployments expected to meet it first. The expected
+   time includes the wait for a free slot on a self-hosted server that reports its own queue (a load
+   source): a server whose queue would push the request past its SLO falls behind those that meet it,
+   and the Decision names it as ``spilled``.
 5. Fallbacks are the rest of the ranking; only when a rule allows it may deployments that failed a
    rule requirement (and nothing else) follow at the end.
 """
@@ -19,13 +22,15 @@ golden cases of ``gateway policy test`` and the explain endpoint trustworthy. St
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.core.errors import ModelNotFound, PermissionDenied
 from gateway.core.types import CacheDirective, Decision, Dropped, RequestFacts, Target
 from gateway.policy.conditions import Requirement
 from gateway.policy.models import CacheSettings, Deployment, Objective, Policy
+from gateway.policy.prices import request_cost
 from gateway.routing.conditions import matches, unmet_requirement
+from gateway.routing.queueing import queue_wait_ms
 from gateway.routing.stats import DeploymentStats
 
 _FEATURE_NEEDS = {
@@ -61,9 +66,12 @@ def decide(
     decision_id: str = "",
     policy_version: str = "",
 ) -> Decision:
-    route = policy.models.get(facts.model)
-    if route is None:
+    name = policy.resolve_model(facts.model)
+    if name is None:
         raise ModelNotFound(f"The model `{facts.model}` does not exist or you do not have access to it.", param="model")
+    if name != facts.model:  # an alias: rules, team lists and the Decision speak of the model's own name
+        facts = replace(facts, model=name)
+    route = policy.models[name]
     team = policy.teams.get(facts.team)
     if team is not None and team.models is not None and facts.model not in team.models:
         raise PermissionDenied(f"Team `{facts.team}` may not use the model `{facts.model}`.", param="model")
@@ -79,11 +87,14 @@ def decide(
     kept: list[tuple[Deployment, float, float]] = []
     outside: list[tuple[Deployment, float, float]] = []
     dropped: list[Dropped] = []
+    queued: dict[str, float] = {}
     for name in route.deployments:
         dep = policy.deployments[name]
-        cost = expected_cost(dep, facts.prompt_tokens, expected_out)
-        latency = expected_latency_ms(dep, stats.get(name, _NO_STATS), expected_out)
-        reason = _technical_fit(dep, facts, expected_out)
+        out = expected_out if dep.max_output_tokens is None else min(expected_out, dep.max_output_tokens)
+        cost = request_cost(dep, facts.prompt_tokens, out)
+        queued[name] = queue = expected_queue_ms(dep, stats.get(name, _NO_STATS), out)
+        latency = expected_service_ms(dep, stats.get(name, _NO_STATS), out) + queue
+        reason = _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
             reason = ("unhealthy", "circuit breaker open")
         if reason is None and fx.max_price_usd is not None and cost > fx.max_price_usd:
@@ -104,12 +115,16 @@ def decide(
     if fx.fallback_outside and ranked:
         ranked += _rank(outside, objective, fx.latency_slo_ms)
     limit = 1 + policy.defaults.max_fallbacks
-    targets = tuple(Target(dep.name, round(cost, 8), round(score, 6)) for dep, cost, score in ranked[:limit])
+    latency_of = {dep.name: lat for dep, _, lat in kept + outside}
+    targets = tuple(
+        Target(dep.name, round(cost, 8), round(score, 6), round(latency_of[dep.name], 3), round(queued[dep.name], 3))
+        for dep, cost, score in ranked[:limit]
+    )
     return Decision(
         decision_id=decision_id, model=facts.model, policy_version=policy_version, rules_fired=fired, cache=cache,
         targets=targets, dropped=tuple(dropped), rule=fx.deciding_rule or "default",
         objective=_objective_name(objective), max_price_usd=fx.max_price_usd, latency_slo_ms=fx.latency_slo_ms,
-        required=_required(fx.require),
+        required=_required(fx.require), spilled=_spilled(kept, ranked, queued, objective, fx.latency_slo_ms),
     )
 
 
@@ -137,28 +152,57 @@ def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[s
     return fx, tuple(fired)
 
 
-def _technical_fit(dep: Deployment, facts: RequestFacts, expected_out: int) -> tuple[str, str] | None:
-    if facts.endpoint.value not in dep.endpoints:
-        return "endpoint_unsupported", f"does not serve {facts.endpoint.value}"
+def _technical_fit(dep: Deployment, facts: RequestFacts, margin: float) -> tuple[str, str] | None:
+    endpoint = facts.endpoint
+    if endpoint.value not in dep.endpoints and not (endpoint.translates_to_chat and "chat" in dep.endpoints):
+        return "endpoint_unsupported", f"does not serve {endpoint.value}"
     for feature in facts.features:
         needs = _FEATURE_NEEDS.get(feature)
         if needs and not any(c in dep.capabilities for c in needs):
             return "capability_missing", f"no {feature}"
-    needed = facts.prompt_tokens + (facts.max_output_tokens or 0)
-    if needed > dep.context_window:
+    # The executor never asks a deployment for more output than its cap (``executor.body_for``).
+    asked = facts.max_output_tokens or 0
+    output = asked if dep.max_output_tokens is None else min(asked, dep.max_output_tokens)
+    needed = facts.prompt_tokens + output
+    # The prompt count is an estimate: drop only when even its low end does not fit. Closer to the window
+    # the deployment keeps its place, and an upstream "context length exceeded" moves on to the next target.
+    if facts.prompt_tokens * (1 - margin) + output > dep.context_window:
         return "context_too_small", f"needs ~{needed} tokens, window is {dep.context_window}"
     return None
 
 
-def expected_cost(dep: Deployment, prompt_tokens: int, output_tokens: int) -> float:
-    price_in, price_out = dep.price.per_mtok()
-    return (prompt_tokens * price_in + output_tokens * price_out) / 1_000_000
-
-
 def expected_latency_ms(dep: Deployment, stats: DeploymentStats, output_tokens: int) -> float:
+    """Time to the last token: the wait for a free slot (servers reporting their queue), then the answer."""
+    return expected_queue_ms(dep, stats, output_tokens) + expected_service_ms(dep, stats, output_tokens)
+
+
+def expected_service_ms(dep: Deployment, stats: DeploymentStats, output_tokens: int) -> float:
+    """Time to the last token once the request runs: first token, then the output at the measured speed."""
     ttft = stats.ttft_ms if stats.ttft_ms is not None else dep.latency_prior.ttft_ms
     tps = stats.tokens_per_second or dep.latency_prior.tokens_per_second
     return ttft + output_tokens / tps * 1000
+
+
+def expected_queue_ms(dep: Deployment, stats: DeploymentStats, output_tokens: int) -> float:
+    """Wait for a free slot on a server that reported its load; the requests ahead of this one take the
+    deployment's measured mean latency each (this request's own estimate until measured)."""
+    load = stats.server
+    if load is None:
+        return 0.0
+    service = stats.latency_ms if stats.latency_ms is not None else expected_service_ms(dep, stats, output_tokens)
+    return queue_wait_ms(stats.server_busy, load.slots, service, running=load.running, waiting=load.waiting)
+
+
+def _spilled(kept: list[tuple[Deployment, float, float]], ranked: list[tuple[Deployment, float, float]],
+             queued: Mapping[str, float], objective: Objective, slo_ms: float | None) -> tuple[str, ...]:
+    """The deployment that would be the primary if no server had a queue, when its queue moved it."""
+    if not ranked or not any(queued[dep.name] > 0 for dep, _, _ in kept):
+        return ()
+    idle = _rank([(dep, cost, lat - queued[dep.name]) for dep, cost, lat in kept], objective, slo_ms)
+    first = idle[0][0].name if idle else None
+    if first is None or first == ranked[0][0].name or queued[first] <= 0:
+        return ()
+    return (first,)
 
 
 def _rank(

@@ -1,10 +1,15 @@
 """The executor: try the Decision's targets in order, with retries, breakers and saturation spill.
 
 Only targets the Decision lists are ever called, so a request restricted to self-hosted deployments
-can never fall back to a vendor. For each target: breaker and concurrency checks, then the provider
+can never fall back to a vendor. For each target: breaker, server queue and concurrency checks, then the provider
 call under ``tenacity`` (retryable errors only, exponential backoff with full jitter, ``Retry-After``
 honoured, bounded by attempts and the request deadline), then the next target. A stream counts as
 succeeded once its first event arrived: after that the client owns it and nothing is retried.
+
+The server queue check repeats the engine's load-aware estimate with this moment's numbers: requests
+that arrive together are decided on one statistics snapshot, but each call started since moves the
+estimate of the server's queue, so the ones beyond its free slots spill at once (``queue_over_slo``)
+to a later target expected to meet the latency SLO.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +31,12 @@ from gateway.core.errors import (
     UpstreamUnavailable,
 )
 from gateway.core.hooks import ExecutorHooks
-from gateway.core.types import Decision, Endpoint
+from gateway.core.types import Decision, Endpoint, Target
 from gateway.policy.models import Deployment
-from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.providers.base import Provider, Timeouts, UpstreamCall, UpstreamReply
 from gateway.routing.breaker import CircuitBreaker
+from gateway.routing.lease import StreamLease
+from gateway.routing.queueing import queue_wait_ms
 from gateway.routing.saturation import ConcurrencyGate
 from gateway.routing.stats import LiveStats
 
@@ -38,17 +45,44 @@ from gateway.routing.stats import LiveStats
 class Attempted:
     deployment: str
     error: str
+    """Bounded error name (``UpstreamTimeout``, ``breaker_open``): the header and the access log carry it."""
+    detail: str = ""
+    """What happened, in the gateway's own words (``timed out``): the client's error message carries it."""
+
+    def __str__(self) -> str:
+        return f"{self.deployment}:{self.error}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """What one target is sent: the API it is called on and the body, already in that API's shape."""
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    note: str = ""
+    """What a translation to the target's API dropped or clamped (for a header and the access log)."""
+
+
+RequestFor = Callable[[Deployment], UpstreamRequest]
+"""Builds the request for one target; may raise ``InvalidRequest`` when the target cannot take it."""
+
+
+def passthrough(endpoint: Endpoint, body: dict[str, Any]) -> RequestFor:
+    """Targets get the client's body on the client's API (model id and output cap set per target)."""
+    return lambda dep: UpstreamRequest(endpoint, body_for(dep, body, endpoint))
 
 
 @dataclass(slots=True)
 class Execution:
     deployment: Deployment
+    request: UpstreamRequest | None = None
+    """What the target that answered was sent."""
     reply: UpstreamReply | None = None
-    stream: UpstreamStream | None = None
+    stream: StreamLease | None = None
+    """A stream owns its connection, slot, probe and in-flight count until ``stream.aclose``."""
     upstream_seconds: float = 0.0
     started: float = 0.0
     failures: list[Attempted] = field(default_factory=list)
-    gate: ConcurrencyGate | None = None
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -71,8 +105,7 @@ class Executor:
         deployments: Mapping[str, Deployment],
         providers: Mapping[str, Provider],
         *,
-        endpoint: Endpoint,
-        body: dict[str, Any],
+        request_for: RequestFor,
         stream: bool,
         request_id: str,
         deadline: float,
@@ -80,34 +113,48 @@ class Executor:
         failures: list[Attempted] = []
         last: GatewayError | None = None
         previous: str | None = None
-        for target in decision.targets:
+        for name in decision.spilled:
+            self._hooks.load_spill(name)
+        for index, target in enumerate(decision.targets):
             dep = deployments[target.deployment]
             if previous is not None and last is not None:
                 self._hooks.fallback(previous, dep.name, last.kind)
             previous = dep.name
+            # Raises InvalidRequest when the request cannot be put in this target's shape (the caller's doing).
+            request = request_for(dep)
+            if self._queues_past_slo(decision, index, target):
+                last = UpstreamUnavailable(f"deployment {dep.name!r} would queue past the latency SLO",
+                                           code="queue_over_slo")
+                failures.append(Attempted(dep.name, "queue_over_slo", last.summary()))
+                if dep.name not in decision.spilled:
+                    self._hooks.load_spill(dep.name)
+                continue
             breaker = self._breakers.get(dep.name)
             if breaker is not None and not breaker.allow():
-                last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)")
-                failures.append(Attempted(dep.name, "breaker_open"))
+                last = UpstreamUnavailable(f"deployment {dep.name!r} is unhealthy (circuit open)", code="breaker_open")
+                failures.append(Attempted(dep.name, "breaker_open", last.summary()))
                 continue
             gate = self._gates.get(dep.name)
             if gate is not None and not await gate.acquire(dep.queue_timeout_ms / 1000):
                 if breaker is not None:
                     breaker.release_probe()
-                last = UpstreamUnavailable(f"deployment {dep.name!r} is at its concurrency limit")
-                failures.append(Attempted(dep.name, "saturated"))
+                last = UpstreamUnavailable(f"deployment {dep.name!r} is at its concurrency limit", code="saturated")
+                failures.append(Attempted(dep.name, "saturated", last.summary()))
                 continue
             remaining = deadline - time.monotonic()
-            call = UpstreamCall(endpoint, {**body, "model": dep.model}, stream, request_id, _timeouts(dep, remaining))
+            call = UpstreamCall(request.endpoint, request.body, stream, request_id, _timeouts(dep, remaining))
             try:
-                execution = await self._with_retries(dep, providers[dep.name], call, deadline)
+                execution = await self._with_retries(dep, providers[dep.name], call, deadline, gate)
             except GatewayError as exc:
                 if gate is not None:
                     gate.release()
-                failures.append(Attempted(dep.name, exc.kind))
+                failures.append(Attempted(dep.name, exc.kind, exc.summary()))
                 last = exc
-                if not exc.retryable:
-                    raise  # about the request itself: another deployment would refuse it too
+                if not exc.tries_next_target:
+                    # About the request itself: another deployment would refuse it too. The upstream's
+                    # own message says what to fix; the targets tried before are recorded.
+                    exc.failures = tuple(str(f) for f in failures[:-1])
+                    raise
                 if deadline - time.monotonic() <= 0:
                     break
                 continue
@@ -115,22 +162,36 @@ class Executor:
                 if gate is not None:
                     gate.release()
                 raise
-            if execution.stream is None:
-                if gate is not None:
-                    gate.release()
-            else:
-                execution.gate = gate  # held until the stream ends
+            if execution.stream is None and gate is not None:
+                gate.release()  # a stream's lease holds the slot until the stream ends
             execution.failures = failures
+            execution.request = request
             return execution
         if last is None:
             raise NoRouteAvailable("no deployment could be tried before the request's deadline")
-        raise last
+        raise _every_target_failed(last, failures, len(decision.targets))
 
-    async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+    def _queues_past_slo(self, decision: Decision, index: int, target: Target) -> bool:
+        """Would this request wait for a slot past the SLO, with a later target expected to meet it?"""
+        slo = decision.latency_slo_ms
+        if slo is None or target.expected_latency_ms <= 0:
+            return False
+        estimate = self._stats.server_estimate(target.deployment)
+        if estimate is None or not any(0 < t.expected_latency_ms <= slo for t in decision.targets[index + 1:]):
+            return False
+        load, busy = estimate
+        service = target.expected_latency_ms - target.queue_ms
+        measured = self._stats.snapshot().get(target.deployment)
+        mean = measured.latency_ms if measured is not None and measured.latency_ms is not None else service
+        wait = queue_wait_ms(busy, load.slots, mean, running=load.running, waiting=load.waiting)
+        return service + wait > slo
+
+    async def _with_retries(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float,
+                            gate: ConcurrencyGate | None) -> Execution:
         # The first attempt runs bare: building a retry controller for every request would cost the
         # hot path for the rare request that fails. tenacity takes over from the first failure.
         try:
-            return await self._attempt(dep, provider, call, deadline)
+            return await self._attempt(dep, provider, call, deadline, gate)
         except GatewayError as exc:
             if not exc.retryable or dep.retry.attempts < 2:
                 raise
@@ -144,7 +205,7 @@ class Executor:
             reraise=True,
             before_sleep=lambda state: self._hooks.retry(dep, _error_of(state)),  # type: ignore[arg-type]
         )
-        return await retrying(self._attempt, dep, provider, call, deadline)
+        return await retrying(self._attempt, dep, provider, call, deadline, gate)
 
     def _delay(self, dep: Deployment, attempt: int, exc: BaseException | None, deadline: float) -> float:
         """Full-jitter exponential backoff; a longer Retry-After wins (capped); never past the deadline."""
@@ -156,7 +217,8 @@ class Executor:
             raise exc or UpstreamUnavailable("deadline reached")  # no time to wait: move on
         return delay
 
-    async def _attempt(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float) -> Execution:
+    async def _attempt(self, dep: Deployment, provider: Provider, call: UpstreamCall, deadline: float,
+                       gate: ConcurrencyGate | None) -> Execution:
         call.timeouts = _timeouts(dep, deadline - time.monotonic())
         breaker = self._breakers.get(dep.name)
         stats = self._stats
@@ -165,8 +227,9 @@ class Executor:
         self._hooks.upstream_started(dep.name)
         try:
             if call.stream:
-                stream = await provider.open_stream(call)
-                execution = Execution(dep, stream=stream, started=started)
+                upstream = await provider.open_stream(call)
+                lease = StreamLease(upstream, dep, started, gate=gate, breaker=breaker, stats=stats, hooks=self._hooks)
+                execution = Execution(dep, stream=lease, started=started)
             else:
                 reply = await provider.complete(call)
                 execution = Execution(dep, reply=reply, started=started)
@@ -199,32 +262,40 @@ class Executor:
                 breaker.record_success()
         return execution
 
-    def stream_finished(self, execution: Execution, *, ok: bool, ttft_s: float, output_tokens: int,
-                        error: GatewayError | None = None) -> None:
-        """Called by the stream relay when a stream handed out by ``execute`` ends."""
-        dep = execution.deployment
-        if execution.gate is not None:
-            execution.gate.release()
-            execution.gate = None
-        self._stats.finished(dep.name)
-        self._hooks.upstream_finished(dep.name)
-        total = time.monotonic() - execution.started
-        breaker = self._breakers.get(dep.name)
-        self._hooks.attempt(dep, total, error)
-        if ok:
-            self._stats.record_success(dep.name, total * 1000, ttft_s * 1000, output_tokens)
-            if breaker is not None:
-                breaker.record_success()
-        elif error is not None and error.fault == "provider":
-            self._stats.record_failure(dep.name)
-            if breaker is not None:
-                breaker.record_failure()
-        elif breaker is not None:
-            breaker.release_probe()
+
+def _every_target_failed(last: GatewayError, failures: list[Attempted], targets: int) -> GatewayError:
+    """The last error (its status, type and Retry-After stand), restated to name every failed target
+    in the gateway's words: an upstream's or a library's text (reprs, addresses) never reaches the client."""
+    listed = "; ".join(f"{f.deployment}: {f.detail or f.error}" for f in failures)
+    untried = targets - len(failures)
+    tail = f" ({untried} more not tried: the request's deadline passed)" if untried > 0 else ""
+    if len(failures) == 1 and not tail:
+        last.restate(f"The only target failed: {listed}.")
+    else:
+        last.restate(f"All {len(failures)} targets tried failed: {listed}.{tail}")
+    last.failures = tuple(str(f) for f in failures)
+    return last
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:
     return state.outcome.exception() if state.outcome else None
+
+
+_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens")
+
+
+def body_for(dep: Deployment, body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The body as ``dep`` receives it: its model id, and never more output tokens than its cap."""
+    out = {**body, "model": dep.model}
+    cap = dep.max_output_tokens
+    if cap is None or endpoint is Endpoint.EMBEDDINGS:
+        return out
+    asked = [name for name in _OUTPUT_FIELDS if isinstance(out.get(name), int)]
+    for name in asked:
+        out[name] = min(out[name], cap)
+    if not asked:
+        out["max_completion_tokens" if dep.type == "openai" and endpoint is Endpoint.CHAT else "max_tokens"] = cap
+    return out
 
 
 def _timeouts(dep: Deployment, remaining: float) -> Timeouts:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.core.errors import GatewayError
-from gateway.core.types import Decision, Endpoint
+from gateway.core.types import Decision, Endpoint, RequestFacts
 from gateway.policy.models import GoldenCase, Policy
 from gateway.routing.engine import decide
 from gateway.routing.facts import FactsBuilder
@@ -26,6 +27,20 @@ class CaseResult:
 
 def decide_case(policy: Policy, case: GoldenCase, facts_builder: FactsBuilder | None = None,
                 version: str = "") -> Decision:
+    return decide(_case_facts(policy, case, facts_builder), policy, {}, decision_id=f"golden:{case.name}",
+                  policy_version=version)
+
+
+def explain_case(policy: Policy, case: GoldenCase, version: str = "") -> dict[str, Any]:
+    """What ``POST /v1/gateway/explain`` answers for the case's request: the decision and the facts."""
+    facts = _case_facts(policy, case, None)
+    decision = decide(facts, policy, {}, decision_id=f"explain:{case.name}", policy_version=version)
+    shown = dataclasses.asdict(facts)
+    shown["features"] = sorted(shown["features"])
+    return {"decision": decision.to_dict(), "facts": shown}
+
+
+def _case_facts(policy: Policy, case: GoldenCase, facts_builder: FactsBuilder | None) -> RequestFacts:
     builder = facts_builder or FactsBuilder(policy)
     team = case.team
     if team is None and case.key is not None:
@@ -36,7 +51,7 @@ def decide_case(policy: Policy, case: GoldenCase, facts_builder: FactsBuilder | 
     )
     if case.assume_prompt_tokens is not None:
         facts = dataclasses.replace(facts, prompt_tokens=case.assume_prompt_tokens)
-    return decide(facts, policy, {}, decision_id=f"golden:{case.name}", policy_version=version)
+    return facts
 
 
 def run_case(policy: Policy, case: GoldenCase, builder: FactsBuilder) -> CaseResult:

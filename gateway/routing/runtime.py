@@ -22,6 +22,7 @@ from gateway.routing.breaker import BreakerState, CircuitBreaker
 from gateway.routing.executor import Executor, ExecutorHooks
 from gateway.routing.facts import FactsBuilder
 from gateway.routing.health import HealthChecker
+from gateway.routing.load_poller import LoadPoller, ReadingHook
 from gateway.routing.saturation import ConcurrencyGate
 from gateway.routing.stats import LiveStats
 
@@ -53,6 +54,7 @@ class Runtime:
         hooks: ExecutorHooks | None = None,
         on_breaker_change: Callable[[str, BreakerState], None] | None = None,
         provider_grace: float = 60.0,
+        on_load_reading: ReadingHook | None = None,
     ) -> None:
         self.context = context or ProviderContext()
         self.stats = LiveStats()
@@ -60,6 +62,7 @@ class Runtime:
         self.gates: dict[str, ConcurrencyGate] = {}
         self.executor = Executor(self.stats, self.breakers, self.gates, hooks)
         self.health = HealthChecker(self.breakers)
+        self.load = LoadPoller(self.stats, on_load_reading)
         self._on_breaker_change = on_breaker_change
         self._grace = provider_grace
         self._snapshot: PolicySnapshot | None = None
@@ -102,8 +105,10 @@ class Runtime:
         return snapshot
 
     def start_health_checks(self) -> None:
+        """(Re)start the background work of the active policy: health probes and server load polls."""
         if self._snapshot is not None:
             self.health.restart(self._snapshot.policy.deployments, lambda: self.snapshot.providers)
+            self.load.restart(self._snapshot.policy.deployments)
 
     def _configure_breaker(self, dep: Deployment) -> None:
         settings = dep.breaker.model_dump()
@@ -142,6 +147,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         self.health.stop()
+        await self.load.aclose()
         for task in list(self._retiring):
             task.cancel()
         if self._snapshot is not None:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+from gateway.routing.body_strings import body_units, unit_text
+from gateway.routing.unicode_fold import fold
 
 SENSITIVE_KINDS: frozenset[str] = frozenset(
     {"email", "phone", "payment_card", "us_ssn", "cn_resident_id", "iban", "api_key", "private_key"}
@@ -229,9 +232,8 @@ def _is_international_phone(candidate: str) -> bool:
     return country_code_length in (1, 2, 3, digit_count)
 
 
-_MEMO_MIN_CHARS = 200  # shorter texts scan faster than they hash
-_MEMO_MAX_CHARS = 64 * 1024
-_MEMO_ENTRIES = 2048
+_MEMO_MIN_BYTES = 200  # shorter units scan faster than they hash
+_MEMO_BUDGET_BYTES = 32 * 1024 * 1024
 
 
 class SensitiveDataDetector:
@@ -246,9 +248,18 @@ class SensitiveDataDetector:
         # scan pure; a detector rebuilt on policy reload is at most one reload behind.
         self.kinds = enabled
         self._detectors = tuple(d for d in _build_detectors(today or date.today()) if d.kind in enabled)
-        # System prompts, few-shot examples and conversation history come back request after request:
-        # what a long text contains is remembered (bounded), so it is scanned once, not every time.
-        self._seen: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # System prompts, conversation history and tool lists come back request after request: what a
+        # unit of a body holds is remembered by its bytes (least recently used first out, bounded by the
+        # bytes kept), so it is scanned once, not every time.
+        self._seen: OrderedDict[bytes, frozenset[str]] = OrderedDict()
+        self._seen_bytes = 0
+
+    def scan_body(self, body: dict[str, Any]) -> tuple[str, ...]:
+        """The kinds found in every string ``body`` carries (``body_strings``), folded first."""
+        found: set[str] = set()
+        for unit in body_units(body):
+            found |= self._unit_kinds(unit)
+        return tuple(sorted(found))
 
     def scan(self, texts: Iterable[str]) -> tuple[str, ...]:
         """The sorted distinct kinds found in ``texts``; stops early once every kind is found."""
@@ -257,12 +268,7 @@ class SensitiveDataDetector:
         for text in texts:
             if not text:
                 continue
-            if len(text) >= _MEMO_MIN_CHARS and len(text) <= _MEMO_MAX_CHARS:
-                found |= self._scan_remembered(text)
-                pending = tuple(d for d in pending if d.kind not in found)
-                if not pending:
-                    break
-                continue
+            text = fold(text)
             views: dict[str, Any] = {"text": text}
             found_before = len(found)
             for detector in pending:
@@ -274,53 +280,19 @@ class SensitiveDataDetector:
                     break
         return tuple(sorted(found))
 
-    def _scan_remembered(self, text: str) -> frozenset[str]:
+    def _unit_kinds(self, unit: bytes) -> frozenset[str]:
+        if len(unit) < _MEMO_MIN_BYTES:
+            return frozenset(self.scan((unit_text(unit),)))
         seen = self._seen
-        kinds = seen.get(text)
+        kinds = seen.get(unit)
         if kinds is not None:
-            seen.move_to_end(text)
+            seen.move_to_end(unit)
             return kinds
-        views: dict[str, Any] = {"text": text}
-        kinds = frozenset(d.kind for d in self._detectors if d.found_in(text, views))
-        seen[text] = kinds
-        if len(seen) > _MEMO_ENTRIES:
-            seen.popitem(last=False)
+        kinds = frozenset(self.scan((unit_text(unit),)))
+        if len(unit) <= _MEMO_BUDGET_BYTES // 16:
+            seen[unit] = kinds
+            self._seen_bytes += len(unit)
+            while self._seen_bytes > _MEMO_BUDGET_BYTES:
+                old, _ = seen.popitem(last=False)
+                self._seen_bytes -= len(old)
         return kinds
-
-
-def iter_request_texts(body: dict[str, Any]) -> Iterator[str]:
-    """Yield the caller-written texts of a chat, completions or embeddings request body.
-
-    Covers message contents (a string or ``text`` parts), tool-call and legacy function-call
-    arguments, ``prompt`` and ``input`` (a string or a list of strings; token-id arrays are skipped:
-    they are numbers, not text). Anything malformed is skipped, not raised: validation is the API
-    layer's job, and a detector must never turn a bad request into a 500.
-    """
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                yield from _iter_message_texts(message)
-    for key in ("prompt", "input"):
-        value = body.get(key)
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, list):
-            yield from (item for item in value if isinstance(item, str))
-
-
-def _iter_message_texts(message: dict[str, Any]) -> Iterator[str]:
-    content = message.get("content")
-    if isinstance(content, str):
-        yield content
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                yield part["text"]
-    tool_calls = message.get("tool_calls")
-    calls = tool_calls if isinstance(tool_calls, list) else []
-    legacy_call = message.get("function_call")
-    functions = [call.get("function") for call in calls if isinstance(call, dict)] + [legacy_call]
-    for function in functions:
-        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-            yield function["arguments"]

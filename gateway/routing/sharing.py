@@ -3,12 +3,17 @@
 Every ``interval`` seconds each process publishes its own EWMAs and open breakers, then reads the
 merged view of all live processes into ``LiveStats``. Without it, each replica would learn latencies
 on its own and rank deployments differently.
+
+Self-hosted servers' load reports travel the same way: ``owns`` picks, by rendezvous hashing over the
+processes that published lately, the one process that polls each server; the others take its readings
+from the merged view. A process joining or leaving moves only the servers it owned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 
 from gateway.routing.breaker import BreakerState
@@ -24,6 +29,13 @@ class SharedStatsLoop:
         self._state = state
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+
+    def owns(self, deployment: str) -> bool:
+        """Whether this process polls ``deployment``'s load source (all of them before the first fetch)."""
+        shared = self._state.shared_stats
+        me = shared.process_id
+        members = set(shared.members()) | {me}
+        return max(members, key=lambda m: (_weight(deployment, m), m)) == me
 
     async def once(self) -> None:
         runtime = self._runtime
@@ -49,3 +61,7 @@ class SharedStatsLoop:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _weight(deployment: str, member: str) -> bytes:
+    return hashlib.blake2b(f"{deployment}\0{member}".encode(), digest_size=8).digest()

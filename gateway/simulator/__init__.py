@@ -9,9 +9,10 @@ asked, and fails on demand. Two ways to use it, both producing the same bytes:
 - ``providers/simulated.py``: the ``simulator`` provider type, calling the core in-process.
 
 Architecture: ``behaviour.Simulator.handle(method, path, headers, body) -> SimResponse`` routes a
-request to a wire *dialect* (``openai_chat``, ``openai_completions``, ``anthropic``, ``gemini``;
-``embeddings`` apart), which parses it into a neutral ``generation.Prompt``; ``generation`` builds
-the deterministic ``Answer``; the dialect renders it as a body or a list of SSE events;
+request to a wire *dialect* (``openai_chat``, ``openai_completions``, ``openai_responses``,
+``anthropic``, ``gemini``; ``embeddings`` apart), which parses it into a neutral
+``generation.Prompt``; ``generation`` builds the deterministic ``Answer``; the dialect renders it
+as a body or a list of SSE events;
 ``streaming.play`` paces the events and applies mid-stream faults. ``config`` resolves per-request
 knobs, ``faults`` parses the fault grammar, ``ledger`` counts what was received.
 
@@ -26,6 +27,21 @@ OpenAI (with or without the ``/v1`` prefix):
     POST /v1/completions        text_completion (streaming too; echo, logprobs, prompt arrays)
     POST /v1/embeddings         string / strings / token arrays; encoding_format float|base64;
                                 dimensions; deterministic unit vectors
+    POST /v1/responses          Responses API: ``response`` object, or its named SSE events
+                                (response.created … response.completed / response.incomplete,
+                                each with a sequence_number); input as a string or items
+                                (messages, function_call, function_call_output), instructions,
+                                function tools (hosted tools echoed, never run), tool_choice,
+                                parallel_tool_calls, text.format json_schema / json_object,
+                                max_output_tokens (status ``incomplete``), store; ``reasoning``
+                                (effort not none) adds a reasoning item first, with a summary
+                                and sealed encrypted_content when asked, and reasoning tokens.
+                                Stateless: previous_response_id, conversation and background are
+                                400s, item_reference and reasoning items without their
+                                encrypted_content 404s. Checked as OpenAI checks: chat-shaped
+                                messages or tools, a call without its output or an output
+                                without its call, max_output_tokens < 16, altered
+                                encrypted_content (invalid_encrypted_content)
     GET  /v1/models, /v1/models/{id}
 Anthropic:  POST /v1/messages   Messages API incl. streaming event sequence and tool_use blocks
 Gemini:     POST /v1beta/models/{model}:generateContent
@@ -33,8 +49,11 @@ Gemini:     POST /v1beta/models/{model}:generateContent
             (also without ``/v1beta``, for ``api_base`` values that already carry it)
 Simulator:  GET /health, /healthz · GET /sim/stats (counts by model and path, faults fired, each
             model's last request) · POST /sim/reset (clears stats and fail_first/flaky counters)
+Load:       GET /metrics (llama.cpp, vLLM and SGLang load gauges), /slots, /props — see
+            ``serving_slots``; with ``slots`` set, generations beyond it wait in line
 
-Errors use each protocol's own shape: OpenAI ``{"error": {"message", "type", "param", "code"}}``,
+Errors use each protocol's own shape: OpenAI ``{"error": {"message", "type", "param", "code"}}``
+(with OpenAI's codes, e.g. ``previous_response_not_found``, ``integer_below_min_value``),
 Anthropic ``{"type": "error", "error": {"type", "message"}}``, Gemini ``{"error": {"code",
 "message", "status"}}``.
 
@@ -43,15 +62,16 @@ The answer
 Text is ``"Simulated answer from <model>: "`` followed by words drawn deterministically from the
 model, the prompt text and ``seed``: same request, same answer. One token = one word; prompt tokens
 are ``len(prompt text) / 4``. With tools (and tool_choice not "none", and the last message not
-already a tool result) the answer calls every tool (only the first when ``parallel_tool_calls`` is
-false) with arguments generated from its JSON schema. ``response_format`` json_schema yields a
-document valid for the schema.
+already a tool result / ``function_call_output``) the answer calls every tool (only the first when ``parallel_tool_calls`` is
+false) with arguments generated from its JSON schema. ``response_format`` (Responses:
+``text.format``) json_schema yields a document valid for the schema.
 
 Knobs (server-wide keyword settings, see ``config.SimConfig``)
 ---------------------------------------------------------------
 ``ttft_ms`` (20), ``tokens_per_second`` (None: unpaced), ``output_tokens`` (16),
 ``embedding_dim`` (256), ``models`` (ids listed by /v1/models; any id is accepted), ``fault``
-(default fault spec), ``seed``, ``api_key`` (require this key), ``max_hang_s`` (3600),
+(default fault spec), ``seed``, ``api_key`` (require this key), ``max_hang_s`` (3600), ``slots``
+(generations at once, None: unlimited),
 ``model_overrides`` ({model id: {ttft_ms, tokens_per_second, output_tokens, fault}}).
 
 Per request, by header: ``x-sim-ttft-ms``, ``x-sim-tps``, ``x-sim-output-tokens``, ``x-sim-fault``.

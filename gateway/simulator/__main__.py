@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", default=None, help="default fault spec, e.g. 'status=503' or 'flaky=0.1'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--api-key", default=None, help="require this key")
+    parser.add_argument("--slots", type=int, default=None, help="generations at once; more wait in line")
     parser.add_argument("--model-overrides", default=None, help='JSON, e.g. \'{"slow-m": {"ttft_ms": 500}}\'')
     args = parser.parse_args(argv)
     config = {
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         "fault": args.fault,
         "seed": args.seed,
         "api_key": args.api_key,
+        "slots": args.slots,
     }
     if args.models:
         config["models"] = args.models

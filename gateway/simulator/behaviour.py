@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -24,6 +24,8 @@ from gateway.simulator.generation import Answer
 from gateway.simulator.ledger import Ledger
 from gateway.simulator.openai_chat import OpenAIChat
 from gateway.simulator.openai_completions import OpenAICompletions
+from gateway.simulator.openai_responses import OpenAIResponses
+from gateway.simulator.serving_slots import ServingSlots
 from gateway.simulator.streaming import play
 from gateway.simulator.wire import (
     JSON_HEADERS,
@@ -44,7 +46,9 @@ _GEMINI_PATH = re.compile(r"^(?:/v1beta|/v1)?/models/([^/:]+):(generateContent|s
 class Dialect(Protocol):
     """One wire protocol for generation: parse its request, render the neutral answer back."""
 
-    def error(self, status: int, message: str, param: str | None = None) -> bytes: ...
+    def error(
+        self, status: int, message: str, param: str | None = None, code: str | None = None
+    ) -> bytes: ...
     def parse(self, body: dict[str, Any], model: str) -> Any: ...
     def answer(self, request: Any, output_tokens: int, seed: int) -> Answer: ...
     def render(self, answer: Answer, request: Any) -> bytes: ...
@@ -57,9 +61,11 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None, **settings: Any) -> None:
         self.config = config or SimConfig.from_kwargs(**settings)
         self.ledger = Ledger(self.config.seed)
+        self.slots = ServingSlots(self.config.slots)
         self._knobs = KnobResolver(self.config)
         self._chat, self._completions = OpenAIChat(), OpenAICompletions()
         self._anthropic, self._gemini = AnthropicMessages(), GeminiGenerate()
+        self._responses = OpenAIResponses()
 
     async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> SimResponse:
         """Answer one request. ``headers`` must have lower-case names; ``path`` may carry a query."""
@@ -80,6 +86,8 @@ class Simulator:
                 return await self._generate(self._completions, path, headers, body)
             if route == "/messages":
                 return await self._generate(self._anthropic, path, headers, body)
+            if route == "/responses":
+                return await self._generate(self._responses, path, headers, body)
             if route == "/embeddings":
                 return await self._embeddings(path, headers, body)
             gemini = _GEMINI_PATH.match(path)
@@ -96,6 +104,12 @@ class Simulator:
                 return json_response({"status": "ok"})
             if path == "/sim/stats":
                 return json_response(self.ledger.snapshot())
+            if path == "/metrics":
+                return SimResponse(200, {"content-type": "text/plain; version=0.0.4"}, self.slots.metrics_page())
+            if path == "/slots":
+                return SimResponse(200, dict(JSON_HEADERS), self.slots.slots_page())
+            if path == "/props":
+                return SimResponse(200, dict(JSON_HEADERS), self.slots.props_page())
             if route == "/models":
                 self.ledger.record("", path)
                 return json_response(
@@ -130,7 +144,7 @@ class Simulator:
             request = dialect.parse(body, model)
         except BadRequest as exc:
             return SimResponse(
-                exc.status, dict(JSON_HEADERS), dialect.error(exc.status, exc.message, exc.param)
+                exc.status, dict(JSON_HEADERS), dialect.error(exc.status, exc.message, exc.param, exc.code)
             )
         if stream is not None:
             request.stream = stream
@@ -139,9 +153,19 @@ class Simulator:
             self._record_stream_faults(knobs)
             events = dialect.events(answer, request)
             return SimResponse(
-                200, dict(SSE_HEADERS), stream=play(events, knobs, max_hang_s=self.config.max_hang_s)
+                200, dict(SSE_HEADERS), stream=self._in_slot(play(events, knobs, max_hang_s=self.config.max_hang_s))
             )
-        return await self._finish(dialect.render(answer, request), knobs, answer.completion_tokens)
+        async with self.slots.hold():
+            return await self._finish(dialect.render(answer, request), knobs, answer.completion_tokens)
+
+    async def _in_slot(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A stream that waits for a free serving slot before its first event and holds it to its last."""
+        async with self.slots.hold():
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
 
     async def _embeddings(self, path: str, headers: Mapping[str, str], raw: bytes) -> SimResponse:
         try:

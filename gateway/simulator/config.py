@@ -39,6 +39,8 @@ class SimConfig:
     """Per model id: any of ``ttft_ms``, ``tokens_per_second``, ``output_tokens``, ``fault``."""
     max_hang_s: float = 3600.0
     """How long ``hang`` holds a request before dropping it."""
+    slots: int | None = None
+    """Generations run at once; more wait in line (``serving_slots``). ``None``: no limit."""
 
     @classmethod
     def from_kwargs(cls, **config: Any) -> SimConfig:
@@ -55,6 +57,9 @@ class SimConfig:
                 raise ValueError(f"model_overrides[{model!r}] has unknown keys {sorted(bad)}")
             parse_fault(override.get("fault"))
         parse_fault(config.get("fault"))
+        slots = config.get("slots")
+        if slots is not None and (not isinstance(slots, int) or isinstance(slots, bool) or slots < 1):
+            raise ValueError(f"slots must be a positive integer, not {slots!r}")
         tps = config.get("tokens_per_second")
         config["tokens_per_second"] = float(tps) if tps else None
         return cls(**config)

@@ -70,11 +70,12 @@ _OPENAI_TYPES = {
 }
 
 
-def openai_error(status: int, message: str, param: str | None = None) -> bytes:
-    """``{"error": {"message", "type", "param", "code"}}`` as OpenAI sends it."""
-    type_, code = _OPENAI_TYPES.get(
+def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
+    """``{"error": {"message", "type", "param", "code"}}`` as OpenAI sends it (``code``: the status's own)."""
+    type_, status_code = _OPENAI_TYPES.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None)
     )
+    code = code or status_code
     return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
@@ -90,8 +91,8 @@ _ANTHROPIC_TYPES = {
 }
 
 
-def anthropic_error(status: int, message: str, param: str | None = None) -> bytes:
-    """``{"type": "error", "error": {"type", "message"}}`` as the Messages API sends it."""
+def anthropic_error(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
+    """``{"type": "error", "error": {"type", "message"}}`` as the Messages API sends it (no param, no code)."""
     type_ = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     return orjson.dumps({"type": "error", "error": {"type": type_, "message": message}})
 
@@ -108,8 +109,8 @@ _GOOGLE_STATUSES = {
 }
 
 
-def gemini_error(status: int, message: str, param: str | None = None) -> bytes:
-    """``{"error": {"code", "message", "status"}}`` as the Gemini API sends it."""
+def gemini_error(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
+    """``{"error": {"code", "message", "status"}}`` as the Gemini API sends it (its code is the status)."""
     google_status = _GOOGLE_STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
     return orjson.dumps({"error": {"code": status, "message": message, "status": google_status}})
 
@@ -117,8 +118,11 @@ def gemini_error(status: int, message: str, param: str | None = None) -> bytes:
 class BadRequest(Exception):
     """A request the simulated upstream rejects; rendered in the endpoint's own error shape."""
 
-    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, status: int = 400, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.status = status
+        self.code = code  # OpenAI's machine-readable code (``integer_below_min_value``...), if one applies

@@ -7,7 +7,9 @@ server's time. ``fetch`` merges the fresh fields of every process (stale ones, f
 stopped publishing for ``ttl_s``, are deleted): each number is the mean over processes weighted by
 their ``samples`` (1 when absent), ignoring processes that have no value (absent when none has
 one); ``samples`` is summed; ``breaker_open`` counts the processes whose breaker for that deployment
-is open, ``processes`` the processes reporting it. Both calls never raise: on a backend failure publish returns False and
+is open, ``processes`` the processes reporting it. ``load`` (a self-hosted server's report of its own
+queue, polled by one process for all) is not averaged: the freshest report (highest ``at``) wins.
+``members()`` names the processes seen by the last fetch. Both calls never raise: on a backend failure publish returns False and
 fetch returns ``{}``.
 
 Typical use, from a background task of the composition root::
@@ -39,6 +41,11 @@ class SharedStats:
         self._backend = backend
         self.process_id = process_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._ttl_ms = int(ttl_s * 1000)
+        self._members: tuple[str, ...] = ()
+
+    def members(self) -> tuple[str, ...]:
+        """Processes that published within the TTL, as of the last ``fetch`` (empty before one)."""
+        return self._members
 
     async def publish(self, export: Export, breakers_open: Iterable[str] = ()) -> bool:
         payload = orjson.dumps({"deployments": export, "open": sorted(breakers_open)})
@@ -53,6 +60,7 @@ class SharedStats:
             raw = await self._backend.stats_fetch(self._ttl_ms)
         except BackendUnavailable:
             return {}
+        self._members = tuple(sorted(raw))
         reports = []
         for member, payload in raw.items():
             if member == self.process_id and not include_self:
@@ -75,6 +83,10 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             samples = stats.get("samples")
             weight = float(samples) if isinstance(samples, int | float) and samples > 0 else 1.0
             out["samples"] += int(samples) if isinstance(samples, int | float) else 0
+            load = stats.get("load")
+            if isinstance(load, dict) and isinstance(load.get("at"), int | float):
+                if not isinstance(out.get("load"), dict) or load["at"] > out["load"]["at"]:
+                    out["load"] = load
             for field, value in stats.items():
                 if field != "samples" and isinstance(value, int | float):
                     acc = sums.setdefault(name, {}).setdefault(field, [0.0, 0.0])

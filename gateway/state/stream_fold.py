@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from gateway.core.sse import iter_events
+
 _DONE = b"[DONE]"
 _REPLACED = frozenset({"id", "type", "role", "index", "object", "created", "model", "expires_at"})
 _STREAM_ONLY = frozenset({"obfuscation"})
@@ -34,16 +36,14 @@ _STREAM_ONLY = frozenset({"obfuscation"})
 
 def parse_events(events: list[bytes]) -> tuple[list[dict[str, Any]], bool] | None:
     """The JSON payloads of an SSE byte stream and whether ``[DONE]`` was seen; ``None`` on an error event."""
-    text = b"".join(events).replace(b"\r\n", b"\n")
     payloads: list[dict[str, Any]] = []
     done = False
-    for block in text.split(b"\n\n"):
-        data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
-        if any(line.strip() == b"event: error" for line in block.split(b"\n")):
+    for event in iter_events(b"".join(events)):
+        if event.event == "error":
             return None
-        if not data:
+        raw = event.data
+        if raw is None:
             continue
-        raw = b"\n".join(data)
         if raw.strip() == _DONE:
             done = True
             continue

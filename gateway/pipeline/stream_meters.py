@@ -1,0 +1,170 @@
+"""What an upstream stream generated, read event by event, in each upstream protocol.
+
+A meter parses each event once and notes the usage the upstream reported, the text it generated
+(kept for the gateway's own count when no usage comes) and whether generation has finished (only
+usage and the end marker can follow). The stream relay asks the meter of the API the upstream was
+called on: OpenAI chat or completions chunks, Anthropic Messages events, OpenAI Responses events.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import orjson
+
+from gateway.core.sse import SSEEvent
+from gateway.core.types import Endpoint, Usage
+from gateway.routing.tokens import estimate_text_tokens
+
+ESTIMATE_MARGIN = 1.2
+"""Estimated counts are rounded up by this much: token estimates run within ~10% of a real
+tokenizer in aggregate, and a client that leaves early must never pay less than one that stays."""
+
+_CHAT_TEXT = ("content", "reasoning_content", "reasoning", "refusal")
+
+
+def _payload(event: SSEEvent) -> dict[str, Any] | None:
+    data = event.data
+    if data is None or data[:1] != b"{":
+        return None
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None  # the provider reports malformed events; nothing to count here
+    return payload if isinstance(payload, dict) else None
+
+
+class Meter(ABC):
+    """The common part: usage, generated pieces, finish; ``observe`` is per protocol."""
+
+    __slots__ = ("usage", "finished", "hidden_usage", "_pieces", "_text_events")
+
+    def __init__(self, *, hidden_usage: bool = False) -> None:
+        self.usage: Usage | None = None
+        self.finished = False
+        self.hidden_usage = hidden_usage
+        """The gateway asked for a usage event the client did not: ``observe`` says to drop it."""
+        self._pieces: list[str] = []
+        self._text_events = 0
+
+    @abstractmethod
+    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
+        """The event's JSON payload (``None`` when it has none), and whether to keep it for the client."""
+
+    def _add(self, pieces: list[str]) -> None:
+        if pieces:
+            self._pieces += pieces
+            self._text_events += 1
+
+    def charged(self, prompt_estimate: int) -> Usage:
+        """What the upstream generated: its own usage, or the gateway's rounded-up count."""
+        if self.usage is not None:
+            return self.usage
+        generated = max(self._text_events, estimate_text_tokens("".join(self._pieces)) if self._pieces else 0)
+        return Usage(math.ceil(prompt_estimate * ESTIMATE_MARGIN), math.ceil(generated * ESTIMATE_MARGIN),
+                     estimated=True)
+
+
+class ChatMeter(Meter):
+    """OpenAI chat completion chunks and legacy completion chunks."""
+
+    __slots__ = ()
+
+    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
+        payload = _payload(event)
+        if payload is None:
+            return None, True
+        choices = payload.get("choices")
+        if isinstance(payload.get("usage"), dict):
+            self.usage = Usage.from_openai(payload["usage"])
+            if self.hidden_usage and not choices:
+                return payload, False
+        if isinstance(choices, list):
+            self._count(choices)
+        return payload, True
+
+    def _count(self, choices: list[Any]) -> None:
+        pieces: list[str] = []
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("finish_reason") is not None:
+                self.finished = True
+            if isinstance(choice.get("text"), str):
+                pieces.append(choice["text"])
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            pieces += [v for name in _CHAT_TEXT if isinstance(v := delta.get(name), str) and v]
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    pieces += [v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str) and v]
+        self._add(pieces)
+
+
+class MessagesMeter(Meter):
+    """Anthropic Messages events: usage in ``message_start`` and ``message_delta``."""
+
+    __slots__ = ("_input",)
+
+    def __init__(self, *, hidden_usage: bool = False) -> None:
+        super().__init__(hidden_usage=hidden_usage)
+        self._input = 0
+
+    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
+        payload = _payload(event)
+        if payload is None:
+            return None, True
+        kind = payload.get("type")
+        if kind == "message_start":
+            usage = (payload.get("message") or {}).get("usage") if isinstance(payload.get("message"), dict) else None
+            if isinstance(usage, dict):
+                self._input = sum(int(usage.get(k) or 0) for k in
+                                  ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+                self.usage = Usage(self._input, int(usage.get("output_tokens") or 0))
+        elif kind == "content_block_delta" and isinstance(payload.get("delta"), dict):
+            delta = payload["delta"]
+            self._add([v for name in ("text", "partial_json", "thinking") if isinstance(v := delta.get(name), str) and v])
+        elif kind == "message_delta":
+            self.finished = True
+            usage = payload.get("usage")
+            if isinstance(usage, dict) and usage.get("output_tokens") is not None:
+                self.usage = Usage(self._input or int(usage.get("input_tokens") or 0), int(usage["output_tokens"]))
+        return payload, True
+
+
+class ResponsesMeter(Meter):
+    """OpenAI Responses events: usage in the final ``response.completed`` (or ``.incomplete``)."""
+
+    __slots__ = ()
+
+    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
+        payload = _payload(event)
+        if payload is None:
+            return None, True
+        kind = payload.get("type")
+        if kind in ("response.output_text.delta", "response.function_call_arguments.delta",
+                    "response.reasoning_text.delta", "response.refusal.delta",
+                    "response.custom_tool_call_input.delta"):
+            delta = payload.get("delta")
+            self._add([delta] if isinstance(delta, str) and delta else [])
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.finished = True
+            response = payload.get("response")
+            usage = response.get("usage") if isinstance(response, dict) else None
+            if isinstance(usage, dict):
+                self.usage = Usage.from_openai(usage)
+        return payload, True
+
+
+def meter_for(endpoint: Endpoint, *, hidden_usage: bool) -> Meter:
+    """The meter of the API an upstream stream was called on."""
+    if endpoint is Endpoint.MESSAGES:
+        return MessagesMeter()
+    if endpoint is Endpoint.RESPONSES:
+        return ResponsesMeter()
+    return ChatMeter(hidden_usage=hidden_usage)
