@@ -4,7 +4,9 @@ by its own process id."""
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -62,13 +64,31 @@ class RedisInstance:
         self.process = None
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too and within range (a node refuses > 55535)."""
+    for _ in range(200):
+        port = random.randint(20_000, 55_535)
+        if all(_free(p) for p in (port, port + 10_000)):
+            return port
+    pytest.fail("no free port pair for a cluster node", pytrace=False)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class Cluster:
     """Three masters, no replicas: ``redis-server --cluster-enabled yes`` x3 and ``redis-cli --cluster create``."""
 
     def __init__(self, directory: Path) -> None:
         self.nodes = [
             RedisInstance(directory / f"node{i}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                          "--cluster-node-timeout", "2000", "--appendonly", "no")
+                          "--cluster-node-timeout", "2000", "--appendonly", "no", port=cluster_port())
             for i in range(3)
         ]
 

@@ -119,8 +119,8 @@ def inspect_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | N
                     if path not in unset]
     else:
         # Money fails closed: a vendor deployment priced neither by the policy nor by the price map.
-        problems = [(("deployments", name), f"vendor model {policy.deployments[name].model!r} has no price in the "
-                     "policy nor in the price map: set price.input_per_mtok and price.output_per_mtok")
+        problems = [(("deployments", name), f"vendor model {policy.deployments[name].model!r} has no complete price in "
+                     "the policy nor in the price map: set price.input_per_mtok and price.output_per_mtok")
                     for name in unpriced(policy)]
         policy = resolve_prices(policy)
     findings = [f for f in check_references(data) if f.path not in unset]

@@ -15,8 +15,9 @@ _PROVIDER_PREFIX = {"openai": "", "anthropic": "anthropic/", "gemini": "gemini/"
                     "moonshot": "moonshot/", "dashscope": "dashscope/", "zhipu": "zai/"}
 
 
-def has_explicit_price(price: Price) -> bool:
-    return any(v is not None for v in (price.input_per_mtok, price.output_per_mtok, price.gpu_hour_usd))
+def complete_price(price: Price) -> bool:
+    """Both per-token prices given, or the GPU pricing (which the model validator keeps whole)."""
+    return price.gpu_hour_usd is not None or (price.input_per_mtok is not None and price.output_per_mtok is not None)
 
 
 def lookup_price(dep: Deployment) -> tuple[float, float] | None:
@@ -34,7 +35,7 @@ def unpriced(policy: Policy) -> list[str]:
     """Vendor deployments with no price in the policy nor in the price map (load errors)."""
     return [
         name for name, dep in policy.deployments.items()
-        if dep.hosting == "vendor" and not has_explicit_price(dep.price) and lookup_price(dep) is None
+        if dep.hosting == "vendor" and not complete_price(dep.price) and lookup_price(dep) is None
     ]
 
 
@@ -42,10 +43,13 @@ def resolve_prices(policy: Policy) -> Policy:
     """A copy of ``policy`` where vendor deployments without a price carry the price map's price."""
     updated = {}
     for name, dep in policy.deployments.items():
-        if dep.hosting == "vendor" and not has_explicit_price(dep.price):
+        if dep.hosting == "vendor" and not complete_price(dep.price):
             found = lookup_price(dep)
-            if found is not None:
-                updated[name] = dep.model_copy(update={"price": Price(input_per_mtok=found[0], output_per_mtok=found[1])})
+            if found is not None:  # the map fills what the policy left out, never overrides what it set
+                given = dep.price
+                price = Price(input_per_mtok=found[0] if given.input_per_mtok is None else given.input_per_mtok,
+                              output_per_mtok=found[1] if given.output_per_mtok is None else given.output_per_mtok)
+                updated[name] = dep.model_copy(update={"price": price})
     if not updated:
         return policy
     return policy.model_copy(update={"deployments": {**policy.deployments, **updated}})

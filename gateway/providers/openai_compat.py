@@ -26,7 +26,7 @@ from gateway.core.types import Usage
 from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.egress import EgressSettings
 from gateway.providers.registry import DEFAULT_API_BASES, ProviderContext
-from gateway.providers.transport import Transport, TransportSettings, UpstreamResponse
+from gateway.providers.transport import AnswerTooLarge, Transport, TransportSettings, UpstreamResponse
 from gateway.providers.upstream_errors import deployment_secrets, error_for_status
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -190,8 +190,9 @@ class OpenAICompatProvider:
             try:
                 events = decoder.finish() if ended else decoder.feed(chunk)
             except SSEDecodeError as exc:
-                raise UpstreamProtocolError(
-                    f"deployment {self.name!r} sent a stream event over {self._event_cap} bytes"
+                raise AnswerTooLarge(
+                    f"deployment {self.name!r} sent a stream event over {self._event_cap} bytes",
+                    "a stream event", self._event_cap,
                 ) from exc
             if events:
                 done = self._inspect(events)

@@ -84,6 +84,17 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class AnswerTooLarge(UpstreamProtocolError):
+    """An answer (or one stream event) over the deployment's bound: a 502 whose summary says which."""
+
+    def __init__(self, message: str, what: str, cap: int) -> None:
+        super().__init__(message)
+        self.what, self.cap = what, cap
+
+    def summary(self) -> str:
+        return f"sent {self.what} larger than its max_response_bytes allows ({self.cap} bytes)"
+
+
 class TransportSettings:
     """Connection limits of one upstream (see ``policy.models.ConnectionPool`` and ``TimeoutSettings``)."""
 
@@ -139,8 +150,9 @@ class UpstreamResponse:
     def _count(self, chunk: bytes, cap: int) -> bytes:
         self._read += len(chunk)
         if self._read > cap:
-            raise UpstreamProtocolError(
-                f"deployment {self._name!r} sent an answer larger than its max_response_bytes ({cap} bytes)"
+            raise AnswerTooLarge(
+                f"deployment {self._name!r} sent an answer larger than its max_response_bytes ({cap} bytes)",
+                "an answer", cap,
             )
         return chunk
 
@@ -148,9 +160,9 @@ class UpstreamResponse:
         """The whole body, refused once it passes ``cap`` bytes (never buffered beyond that)."""
         length = self._response.content_length
         if length is not None and length > cap and "content-encoding" not in self._response.headers:
-            raise UpstreamProtocolError(
+            raise AnswerTooLarge(
                 f"deployment {self._name!r} announced an answer of {length} bytes, over its "
-                f"max_response_bytes ({cap} bytes)"
+                f"max_response_bytes ({cap} bytes)", "an answer", cap,
             )
         parts: list[bytes] = []
         if chunk := self.read_buffered(cap):  # often the whole body came with the head

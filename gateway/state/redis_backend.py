@@ -147,9 +147,10 @@ class RedisBackend:
         return self._cluster if self._cluster is not None else self._redis
 
     async def _call(self, operation: str, work: Callable[[Any], Awaitable[Any]], *, force: bool = False) -> Any:
+        if self._cluster is not None:
+            return await self.guard.call(operation, lambda: _contained(work(self._cluster)), force=force)
         if self._mode is not None:  # the common case: no detour through _ready
-            client = self._cluster if self._cluster is not None else self._redis
-            return await self.guard.call(operation, lambda: work(client), force=force)
+            return await self.guard.call(operation, lambda: work(self._redis), force=force)
 
         async def run() -> Any:
             return await work(await self._ready())
@@ -283,3 +284,14 @@ class RedisBackend:
         key = f"{self.prefix}stats"
         raw = await self._call("stats_fetch", lambda client: self._scripts.stats_fetch(keys=[key], args=[ttl_ms]))
         return {raw[i].decode(): raw[i + 1] for i in range(0, len(raw), 2)}
+
+
+async def _contained(work: Awaitable[Any]) -> Any:
+    """A cluster call whose unexpected failure is a failed call, never a 500: redis-py's cluster client
+    has been seen raising ``AttributeError`` (a connection reset under it) while a node restarts."""
+    try:
+        return await work
+    except (RedisError, OSError, TimeoutError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the library's own bug, reported as what it is
+        raise RedisError(f"{type(exc).__name__} inside redis-py's cluster client: {exc}") from exc
