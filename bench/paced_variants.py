@@ -18,6 +18,11 @@ and says what it gives up:
   forwarded uncounted (as today).
 - ``idle-watch``: the provider's stream reader arms no ``asyncio.timeout`` per read; one watchdog timer
   per stream checks the time of the last read and re-arms itself (the same idle and total timeouts).
+- ``push-relay``: after the first item, each upstream read is metered and written to the client from the
+  upstream connection's ``data_received`` callback (the server's ``send`` coroutine driven by hand, a
+  task only when the client's socket is full, which also pauses the upstream's reading), instead of
+  waking the response task through the relay and the provider's async generator per event. Same
+  metering, same checks, same timeouts (a watchdog per stream, as ``idle-watch``).
 - ``gc-freeze``: ``gc.freeze()`` once the app is built, so the cyclic collector's full collections do not
   walk the policy, the metrics registry and the imported modules again and again (a latency, not a
   per-event, change).
@@ -146,12 +151,206 @@ def _gc_freeze() -> None:
     server.app_from_env = app_from_env
 
 
+class _Push:
+    """A stream in push mode: each upstream read is metered and written to the client from the upstream
+    connection's ``data_received``, with no task woken, no future and no async generator per event. A
+    send that has to wait (the client's socket is full) pauses the upstream's reading until it is done."""
+
+    def __init__(self, relay, resp, name: str, send, idle: float, deadline: float) -> None:  # noqa: ANN001
+        self.relay, self.resp, self.conn, self.name, self.send = relay, resp, resp._conn, name, send
+        self.done = asyncio.get_running_loop().create_future()
+        self.buffer = b""
+        self.finished = False  # [DONE] seen: the stream ends with the response's last chunk
+        self.blocked = None  # a send coroutine waiting on flow control
+        self.pending: list[bytes] = []
+        self.watch = _IdleWatch(self.conn, idle, deadline)
+
+    def data(self, body: bytes) -> None:
+        from gateway.core.errors import GatewayError
+        from gateway.providers import openai_compat
+
+        self.watch.last = time.monotonic()
+        buffer = self.buffer + body if self.buffer else body
+        end = openai_compat._last_boundary(buffer)
+        if not end:
+            self.buffer = buffer
+            return
+        batch, self.buffer = buffer[:end], buffer[end:]
+        try:
+            self.finished = openai_compat._inspect(batch, self.name) or self.finished
+            item = self.relay._meter(batch)
+        except GatewayError as exc:
+            self._end(exc)
+            return
+        if item:
+            self._send(item)
+
+    def complete(self) -> None:
+        from gateway.core.errors import UpstreamProtocolError
+
+        if self.finished:
+            self.conn.push = None
+            self.resp.release()  # the response is complete: the connection goes back to the pool
+            self.relay.ok = self.relay._done = True
+            self._resolve()
+        else:
+            self._end(UpstreamProtocolError(f"deployment {self.name!r} ended the stream before [DONE]"))
+
+    def failed(self, exc: BaseException) -> None:
+        from gateway.core.errors import UpstreamProtocolError, UpstreamTimeout
+
+        if isinstance(exc, TimeoutError):
+            error = UpstreamTimeout(f"deployment {self.name!r} stalled mid-stream")
+        else:
+            error = UpstreamProtocolError(f"deployment {self.name!r} broke off the stream")
+        self._end(error)
+
+    def _end(self, error) -> None:  # noqa: ANN001 - a GatewayError
+        from gateway.pipeline.responses import sse_error
+
+        if self.done.done() or self.relay._done:
+            return
+        self.conn.push = None
+        self.relay.error, self.relay._done = error, True
+        self._send(sse_error(error))
+        self._resolve()
+
+    def _send(self, item: bytes) -> None:
+        if self.blocked is not None:
+            self.pending.append(item)
+            return
+        self._drive(self.send({"type": "http.response.body", "body": item, "more_body": True}))
+
+    def _drive(self, coro) -> None:  # noqa: ANN001 - the server's send coroutine
+        try:
+            future = coro.send(None)
+        except StopIteration:
+            if self.blocked is not None:  # a send that waited has finished
+                self.blocked = None
+                if self.pending:
+                    self._send(self.pending.pop(0))
+                    return
+                if self.conn.transport is not None:
+                    self.conn.transport.resume_reading()
+            self._resolve()
+            return
+        except BaseException as exc:  # noqa: BLE001 - the connection broke while writing
+            if not self.done.done():
+                self.done.set_exception(exc)
+            return
+        self.blocked = coro
+        if self.conn.transport is not None:
+            self.conn.transport.pause_reading()
+        future.add_done_callback(lambda _: self._drive(coro))
+
+    def _resolve(self) -> None:
+        if self.relay._done and self.blocked is None and not self.pending and not self.done.done():
+            self.done.set_result(None)
+
+
+def _push_relay() -> None:
+    import weakref
+
+    from gateway.pipeline import responses, stream_relay
+    from gateway.providers import http1, openai_compat
+
+    conn_class = http1._Connection
+    conn_class.push = None
+    on_body, fail, complete = conn_class.on_body, conn_class._fail, conn_class.on_message_complete
+
+    def push_on_body(self, body: bytes) -> None:  # noqa: ANN001
+        if self.push is not None:
+            self.push.data(body)
+        else:
+            on_body(self, body)
+
+    def push_fail(self, exc: BaseException) -> None:  # noqa: ANN001
+        fail(self, exc)
+        if self.push is not None:
+            self.push.failed(exc)
+
+    def push_complete(self) -> None:  # noqa: ANN001
+        complete(self)
+        if self.push is not None:
+            self.push.complete()
+
+    conn_class.on_body, conn_class._fail, conn_class.on_message_complete = push_on_body, push_fail, push_complete
+
+    streams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    events = openai_compat._sse_events
+
+    def sse_events(resp, t, name: str, deadline: float):  # noqa: ANN001, ANN202
+        generator = events(resp, t, name, deadline)
+        streams[generator] = (resp, t, name, deadline)
+        return generator
+
+    openai_compat._sse_events = sse_events
+    call = responses.SSEResponse.__call__
+
+    async def push_call(self, scope, receive, send) -> None:  # noqa: ANN001
+        source = self.source
+        if not isinstance(source, stream_relay.StreamRelay):
+            await call(self, scope, receive, send)
+            return
+        sender = asyncio.current_task()
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            message = await receive()
+            while message["type"] != "http.disconnect":
+                message = await receive()
+            gone.set()
+            if not source.read_on_after_client_left:
+                sender.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        push = None
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            first = await source.__anext__()  # the first item, metered and sent as before
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            info = streams.get(source._upstream)
+            if info is None or source._done:
+                async for chunk in source:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                resp, t, name, deadline = info
+                conn = resp._conn
+                push = _Push(source, resp, name, send, t.idle, deadline)
+                conn.push = push
+                while conn.chunks and conn.push is push:  # what arrived while the first item was sent
+                    push.data(conn.chunks.popleft())
+                if conn.complete and conn.push is push:
+                    push.complete()
+                elif conn.error is not None and conn.push is push:
+                    push.failed(conn.error)
+                await push.done
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except StopAsyncIteration:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            sender.uncancel()
+        except OSError:
+            pass
+        finally:
+            if push is not None:
+                push.conn.push = None
+                push.watch.cancel()
+            watcher.cancel()
+            await source.close()
+
+    responses.SSEResponse.__call__ = push_call
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
     "baseline": lambda: None,
     "no-inspect": _no_inspect,
     "lean-meter": _lean_meter,
     "idle-watch": _idle_watch,
     "gc-freeze": _gc_freeze,
+    "push-relay": _push_relay,
 }
 
 

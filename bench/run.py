@@ -40,13 +40,17 @@ from harness import (  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 PHASES = ("standard", "paced", "open")
+OPEN_FILES_RESERVE = 1000
+"""Descriptors a relay needs besides two per stream (listening socket, logs, Redis, idle keep-alive
+connections to the upstream: nginx keeps up to 256)."""
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--systems", default=",".join(systems.KINDS),
-                   help=f"comma-separated, from {', '.join(systems.KINDS)} (the floor always runs)")
+                   help=f"comma-separated, from {', '.join(systems.KINDS)} (the floor always runs; "
+                        f"{', '.join(systems.PACED_ONLY)} in the paced phase only)")
     p.add_argument("--workers", default="1,2", help="worker counts for nginx, gateway and LiteLLM (default 1,2)")
     p.add_argument("--duration", type=float, default=15, help="seconds of each saturated run (default 15)")
     p.add_argument("--latency-duration", type=float, default=20, help="seconds of each open-loop run (default 20)")
@@ -71,19 +75,21 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                         "pace) and open (the open-streams check); default all")
     g = p.add_argument_group("paced-stream phase (one worker per system; see harness/paced.py)")
     g.add_argument("--paced-streams", default="200,1000,2000", help="concurrent streams of each run (default 200,1000,2000)")
-    g.add_argument("--paced-tps", default="20,10,5",
-                   help="tokens/s per stream: one value, or one per --paced-streams entry (default 20,10,5: "
-                        "about 4,000, 10,000 and 10,000 events/s, what one core of load side sustains)")
+    g.add_argument("--paced-tps", default="20,5,2.5",
+                   help="tokens/s per stream: one value, or one per --paced-streams entry (default 20,5,2.5: "
+                        "about 4,300, 5,300 and 5,300 events/s: the load side's one core keeps up with room to "
+                        "spare, and so does the gateway's)")
     g.add_argument("--paced-tokens", type=int, default=60, help="content tokens per stream (default 60)")
     g.add_argument("--paced-window", type=float, default=10, help="seconds measured after the ramp (default 10)")
     g.add_argument("--paced-ttft-ms", type=float, default=20, help="the upstream's time to first token (default 20)")
     g.add_argument("--open-streams", type=int, default=10_000, help="streams of the open-streams check (default 10000)")
-    g.add_argument("--open-tps", type=float, default=1.0, help="their tokens/s (default 1: idle-ish)")
+    g.add_argument("--open-tps", type=float, default=0.2,
+                   help="their tokens/s (default 0.2: idle-ish; 8 tokens each, opened over 30 s)")
     g.add_argument("--open-systems", default="nginx,gateway-minimal,gateway-everything",
                    help="systems of the open-streams check (default nginx,gateway-minimal,gateway-everything)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.systems = "floor,nginx,gateway-minimal,gateway-everything"
+        args.systems = "floor,nginx,pypipe,gateway-minimal,gateway-everything"
         args.workers, args.duration, args.latency_duration, args.warmup, args.connections = "1", 1, 0.6, 0, 16
         args.rates = "25,200"
         args.paced_streams, args.paced_tps, args.paced_tokens, args.paced_window = "20,50", "20", 10, 1.0
@@ -120,6 +126,10 @@ def _plan(args: argparse.Namespace) -> list[systems.System]:
     plan = [systems.System("floor", 1)]
     plan += [systems.System(k, w) for k in systems.KINDS if k != "floor" and k in kinds for w in workers]
     return plan
+
+
+def _standard(plan: list[systems.System]) -> list[systems.System]:
+    return [s for s in plan if s.kind not in systems.PACED_ONLY]
 
 
 def _check_tools() -> None:
@@ -196,9 +206,13 @@ def _run_paced(system: systems.System, ctx: systems.Context, cfg: paced.PacedCon
 def _run_open(system: systems.System, ctx: systems.Context, cfg: paced.PacedConfig, upstream: paced.PacedUpstream,
               redis_own: procs.Server | None, args: argparse.Namespace) -> dict:
     result, cfg.load_cpus = _layout(system, ctx, upstream.server, redis_own, args)
-    # A relayed stream holds two descriptors (client and upstream): the limit a deployment would set.
-    ctx.open_files, ctx.max_connections = procs.file_limit(2 * cfg.open_streams + 4096), cfg.open_streams
+    # A relayed stream holds two descriptors (client and upstream): the limit a deployment would set, or
+    # as many streams as the limit this machine allows leaves room for.
+    ctx.open_files = procs.file_limit(2 * args.open_streams + OPEN_FILES_RESERVE)
+    cfg.open_streams = min(args.open_streams, (ctx.open_files - OPEN_FILES_RESERVE) // 2)
+    ctx.max_connections = cfg.open_streams
     result["open_files_limit"] = ctx.open_files
+    result["streams_asked"] = args.open_streams
     try:
         with _running(system, ctx, result) as (server, port):
             result.update(paced.open_check(server, system.target(port), upstream, cfg))
@@ -227,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     phases_on = {p.strip() for p in args.phases.split(",") if p.strip()}
     _check_tools()
-    plan = _plan(args) if "standard" in phases_on else []
+    plan = _standard(_plan(args)) if "standard" in phases_on else []
     kinds = [k for k in systems.KINDS if k in {s.kind for s in _plan(args)}]
     paced_plan = [systems.System(k, 1) for k in kinds] if "paced" in phases_on else []
     open_kinds = [k.strip() for k in args.open_systems.split(",") if k.strip()]
@@ -315,7 +329,8 @@ def _paced_phases(paced_plan: list[systems.System], open_plan: list[systems.Syst
     upstream = paced.PacedUpstream(run_dir, procs.free_port(), load_cpus, None)
     out: dict = {"config": {"plan": [f"{n}@{t:g}" for n, t in cfg.plan], "tokens": cfg.tokens, "window_s": cfg.window,
                             "ttft_ms": cfg.ttft_ms, "open_streams": cfg.open_streams, "open_tps": cfg.open_tps,
-                            "open_tokens": cfg.open_tokens, "open_ramp_s": cfg.open_ramp, "open_hold_s": cfg.open_hold}}
+                            "open_tokens": cfg.open_tokens, "open_ramp_s": cfg.open_ramp, "open_hold_s": cfg.open_hold,
+                            "open_files_reserve": OPEN_FILES_RESERVE}}
     try:
         ctx = systems.Context(run_dir, upstream.port, args.redis_url, None, litellm_bin)
         out["systems"] = _each(paced_plan, "paced: ", lambda system: _run_paced(system, ctx, cfg, upstream, redis_pid,

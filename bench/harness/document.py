@@ -66,9 +66,11 @@ PACED_METHOD = """\
 - **RSS per stream**: the tree's peak RSS during the run minus its idle RSS, over N.
 - **Open-streams check**: {open_streams:,} streams at {open_tps:g} token/s ({open_tokens} tokens each), opened over
   {open_ramp:g} s and all open at once (the upstream counts them: *most open at once*), on a freshly
-  started system whose open-files limit the harness raises to two per stream (as root; a deployment sets
-  it the same way) and whose connection cap (`GATEWAY_MAX_CONNECTIONS`, nginx `worker_connections`) is
-  raised to fit.
+  started system whose connection cap (`GATEWAY_MAX_CONNECTIONS`, nginx `worker_connections`) is raised
+  to fit. A relayed stream holds two descriptors (client and upstream): the harness raises the
+  system's open-files limit to two per stream plus {reserve} where it may (a deployment sets it the same
+  way); where the hard limit cannot be raised (no `CAP_SYS_RESOURCE`), the check runs as many streams as
+  that limit leaves room for (*N of M asked*).
 """
 
 
@@ -221,7 +223,8 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
         lines += ["### Paced streams", "", PACED_METHOD.format(
             tokens=c["tokens"], interval=f"1/tps s ({1000 / first_tps:g} ms at {first_tps:g} tokens/s)",
             ttft_ms=c["ttft_ms"], window=c["window_s"], events=c["tokens"] + 4, open_streams=c["open_streams"],
-            open_tps=c["open_tps"], open_tokens=c["open_tokens"], open_ramp=c["open_ramp_s"])]
+            open_tps=c["open_tps"], open_tokens=c["open_tokens"], open_ramp=c["open_ramp_s"],
+            reserve=c.get("open_files_reserve", 600))]
     lines += ["Raw figures, every percentile and error count: `bench/out/results.json`; logs and configs of the "
               "run: `bench/out/run-*/`.", ""]
     return "\n".join(lines)

@@ -55,9 +55,10 @@ class PacedConfig:
     nonce: str
     load_cpus: set[int] | None
     open_streams: int = 10_000
-    open_tps: float = 1.0
-    open_tokens: int = 25
-    open_ramp: float = 10.0
+    open_tps: float = 0.2
+    open_tokens: int = 8
+    """At 0.2 tokens/s a stream lasts 40 s: longer than the ramp and the hold, so all are open at once."""
+    open_ramp: float = 30.0
     open_hold: float = 5.0
     idle_pause: float = 1.0
 

@@ -216,6 +216,7 @@ class _Clients:
                 if conn is not None and conn.transport is not None:
                     conn.transport.abort()
                 conn = None
+                await asyncio.sleep(0.2)  # a failing system is not stormed with retries
             else:
                 totals.ok += 1
         if conn is not None and conn.transport is not None:

@@ -118,7 +118,9 @@ def open_rows(paced: dict) -> list[list[str]]:
         if res.get("error"):
             rows.append([res.get("label", key), f"failed: {res['error'][:60]}"] + [""] * (len(head) - 2))
             continue
-        rows.append([res["label"], f"{res['streams']:,} ({_get(res, 'upstream', 'max_open') or 0:,})", f"{res['tps']:g}",
+        asked = res.get("streams_asked", res["streams"])
+        streams = f"{res['streams']:,}" + (f" of {asked:,} asked" if asked != res["streams"] else "")
+        rows.append([res["label"], f"{streams} ({_get(res, 'upstream', 'max_open') or 0:,})", f"{res['tps']:g}",
                      f"{res['failed']} of {res['ok'] + res['failed']}" if res["failed"] else "0",
                      _cell(res["rss_idle_mb"], 1), _cell(res["rss_peak_mb"], 1), _cell(res["rss_kb_per_stream"], 1),
                      _cell(res["cpu_us_per_event"], 1), _cell(_get(res, "ttft_added_ms", "p99")),

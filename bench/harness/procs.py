@@ -96,12 +96,17 @@ def pin(pids: Iterable[int], cpus: set[int] | None) -> None:
 
 
 def file_limit(wanted: int) -> int:
-    """The open-files limit a server started with ``open_files=wanted`` gets: ``wanted`` where this
-    process may raise its hard limit that far (as root), else its own hard limit."""
+    """The open-files limit a server started with ``open_files=wanted`` gets: ``wanted`` if the hard limit
+    allows it or can be raised that far (root with CAP_SYS_RESOURCE: tried on this process), else the
+    hard limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard >= wanted or os.geteuid() == 0:
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
         return wanted
-    return hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
+    except (OSError, ValueError):
+        return hard
+    return wanted
 
 
 def _set_file_limit(wanted: int) -> None:

@@ -23,10 +23,13 @@ API_KEY = "sk-bench-support"
 LITELLM_MASTER_KEY = "sk-bench-litellm-5f0c8a3e9b7d41c6a2e8f1d4b6c9a7e3d2f5b8c1a4e7d0f3b6a9c2e5f8d1b4a7"
 """LiteLLM refuses to start without a master key; its clients send this one instead."""
 
-KINDS = ("floor", "nginx", "gateway-minimal", "gateway-everything", "litellm")
+KINDS = ("floor", "nginx", "pypipe", "gateway-minimal", "gateway-everything", "litellm")
+PACED_ONLY = ("pypipe",)
+"""Kinds measured in the paced-stream phase only (the standard phase has the floor and nginx for this)."""
 LABELS = {
     "floor": "floor: wrk → mock (no proxy)",
     "nginx": "nginx proxy_pass (C reference)",
+    "pypipe": "uvloop TCP pipe (Python reference)",
     "gateway-minimal": "gateway, minimal policy",
     "gateway-everything": "gateway, everything on",
     "litellm": "LiteLLM proxy",
@@ -61,7 +64,7 @@ class System:
     def target(self, port: int) -> Target:
         key = LITELLM_MASTER_KEY if self.kind == "litellm" else API_KEY
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        if self.kind in ("floor", "nginx"):
+        if self.kind in ("floor", "nginx", "pypipe"):
             # Path-based: the mock (and a pass-through in front of it) pick the answer by path.
             return Target(port, nginx.JSON_PATH, nginx.SSE_PATH, bodies.request_body(bodies.JSON_MODEL, False).decode(),
                           bodies.request_body(bodies.JSON_MODEL, True).decode(), headers)
@@ -95,8 +98,15 @@ def start(system: System, ctx: Context, port: int) -> tuple[Server, str]:
     if system.kind == "nginx":
         # A relayed stream holds two connections; leave room for the upstream's keep-alive pool.
         connections = max(16384, 2 * (ctx.max_connections or 0) + 1024)
+        if ctx.open_files:
+            connections = min(connections, ctx.open_files)  # more than it may open only makes nginx warn
         config = nginx.proxy_config(ctx.run_dir, port, ctx.mock_port, system.workers, connections)
         return (nginx.start("proxy", config, ctx.run_dir, ctx.sut_cpus, ctx.open_files),
+                f"http://127.0.0.1:{port}/healthz")
+    if system.kind == "pypipe":
+        argv = [*taskset(ctx.sut_cpus), sys.executable, str(BENCH / "harness" / "tcp_pipe.py"), str(port),
+                str(ctx.mock_port)]
+        return (Server(system.key, argv, ctx.run_dir / f"{system.key}.log", open_files=ctx.open_files),
                 f"http://127.0.0.1:{port}/healthz")
     if system.kind.startswith("gateway-"):
         return _gateway(system, ctx, port), f"http://127.0.0.1:{port}/healthz"
