@@ -92,7 +92,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         args.systems = "floor,nginx,pypipe,gateway-minimal,gateway-everything"
         args.workers, args.duration, args.latency_duration, args.warmup, args.connections = "1", 1, 0.6, 0, 16
         args.rates = "25,200"
-        args.paced_streams, args.paced_tps, args.paced_tokens, args.paced_window = "20,50", "20", 10, 1.0
+        args.paced_streams, args.paced_tps, args.paced_tokens, args.paced_window = "30", "20", 10, 1.0
         args.open_streams, args.open_tps, args.open_systems = 300, 5.0, "gateway-everything"
     if not args.redis_url:
         args.redis_url = f"redis://127.0.0.1:{procs.free_port()}/0"  # nothing answers there: the harness starts it

@@ -91,7 +91,8 @@ def test_bench_smoke_paced_streams_measure_every_event(tmp_path: Path) -> None:
                 assert _finite_positive(r[figure]), f"{where}: {figure} = {r[figure]!r}"
             # One clock for upstream and client: nothing arrives before it left, and no token comes first.
             assert r["transit_us"]["n"] > 0 and r["transit_us"]["min"] >= 0, where
-            assert r["ttft_added_ms"]["min"] >= 0 and r["ttft_ms"]["min"] >= paced["config"]["ttft_ms"], where
+            # The upstream waits its time to first token on uvloop's clock (1 ms steps).
+            assert r["ttft_added_ms"]["min"] >= 0 and r["ttft_ms"]["min"] >= paced["config"]["ttft_ms"] - 2, where
             itl = r["added_itl_us"]
             assert itl["n"] > 0 and itl["p50"] <= itl["p99"] <= itl["max"], where
             assert 0 <= r["rss_kb_per_stream"] < 10_000, where
