@@ -26,6 +26,8 @@ and says what it gives up:
 - ``gc-freeze``: ``gc.freeze()`` once the app is built, so the cyclic collector's full collections do not
   walk the policy, the metrics registry and the imported modules again and again (a latency, not a
   per-event, change).
+- ``no-full-gc``: a diagnostic, not a candidate: the cyclic collector's oldest generation never runs, to
+  see how much of the latency tail its full collections are.
 """
 
 from __future__ import annotations
@@ -344,12 +346,19 @@ def _push_relay() -> None:
     responses.SSEResponse.__call__ = push_call
 
 
+def _no_full_gc() -> None:
+    import gc
+
+    gc.set_threshold(700, 10, 1_000_000_000)  # a diagnostic, not a candidate: cycles would pile up
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
     "baseline": lambda: None,
     "no-inspect": _no_inspect,
     "lean-meter": _lean_meter,
     "idle-watch": _idle_watch,
     "gc-freeze": _gc_freeze,
+    "no-full-gc": _no_full_gc,
     "push-relay": _push_relay,
 }
 

@@ -68,6 +68,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--publish", action="store_true", help="also write bench/RESULTS.md and bench/results.png")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--note", default="", help="a line shown at the top of results.md / RESULTS.md")
+    p.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                   help="measure nothing: write the tables of a saved run's results.json again (with --publish: "
+                        "RESULTS.md, its chart kept)")
     p.add_argument("--smoke", action="store_true",
                    help="a few seconds, 1 worker, no LiteLLM: checks that the harness works (CI)")
     p.add_argument("--phases", default=",".join(PHASES),
@@ -237,8 +240,21 @@ def _each(plan: list[systems.System], what: str, run: Callable[[systems.System],
     return results
 
 
+def _render(args: argparse.Namespace) -> int:
+    doc = json.loads(args.render.read_text())
+    rates = tuple(float(r) for r in doc["meta"]["settings"]["rates"].split(","))
+    print(document.terminal(doc, rates))
+    if args.publish:
+        chart = "results.png" if doc["systems"] and (BENCH / "results.png").exists() else None
+        (BENCH / "RESULTS.md").write_text(document.markdown(doc, rates, chart_name=chart))
+        print(f"\nbench: wrote {BENCH / 'RESULTS.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    if args.render:
+        return _render(args)
     phases_on = {p.strip() for p in args.phases.split(",") if p.strip()}
     _check_tools()
     plan = _standard(_plan(args)) if "standard" in phases_on else []

@@ -43,21 +43,21 @@ METHOD = """\
 
 PACED_METHOD = """\
 - **Paced upstream** (`harness/paced_upstream.py`, asyncio on uvloop with httptools, on the load core): each
-  stream is a role event, {tokens} content events {interval} apart (after {ttft_ms:g} ms), the finish, usage and
-  `[DONE]` events, each written on its own, as a model server generating token by token sends them. Each
-  token's text carries the monotonic time it was written (and the first one the time the request arrived).
-  The nginx mock cannot pace, and the simulator (aiohttp) costs more per event than a relay should be
-  measured against; its cost per event is the floor row's CPU figure.
+  stream is a role event, {tokens} content events 1/tps apart ({interval}) after {ttft_ms:g} ms, then the
+  finish, usage and `[DONE]` events, each written on its own, as a model server generating token by token
+  sends them. Each token's text carries the monotonic time it was written (and the first one the time the
+  request arrived). The nginx mock cannot pace; the simulator (aiohttp) costs about twice as much per
+  event and cannot stamp. The upstream's own cost per event is the floor row's CPU figure.
 - **Paced client** (`harness/paced_client.py`, same stack, on the load core with the upstream): N slots, each
   opening its keep-alive connection at its own moment within one stream's length (the ramp), then
   streaming one answer after the other for the ramp plus {window:g} s: N streams open throughout, their
-  tokens interleaved as independent users' are. Streams of the smaller plans are faster (the load side is
-  one Python core: about 40 µs of its CPU per event, client and upstream together).
+  tokens interleaved as independent users' are. Plans with more streams pace each one slower, so the
+  load core (client and upstream: about 45 µs of its CPU per event together) is never what limits.
 - **CPU per event**: utime+stime of the system's process tree over the whole run divided by the SSE events
   the client received (role, tokens, finish, usage, `[DONE]`: {events} per stream), so per-request work is
-  included, spread over the stream's events. *sat.*: the system was busy ≥ 90% of its core; its reads
-  coalesce (events/read above 1) and larger plans are skipped. Redis (everything on) is apart, as
-  `side_cpu_us_per_event` in results.json.
+  included, spread over the stream's events. *sat.*: the system was busy ≥ 90% of its core in the measured
+  window; its reads coalesce (events/read above 1) and larger plans are skipped. Redis (everything on) is
+  apart, as `side_cpu_us_per_event` in results.json.
 - **TTFT added**: the client's time to first token minus the upstream's own (request arrival to first token),
   per stream. **ITL added**: per consecutive pair of tokens, the gap between their arrivals at the client
   minus the gap between their departures at the upstream. **Transit**: arrival minus departure of each
@@ -200,7 +200,11 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
     for line in (headline(doc), paced_report.headline(doc.get("paced", {}).get("derived", {}))):
         if line:
             lines += [line, ""]
+    paced_titles = {title for title, _, _ in _paced_tables(doc, report.md_table)}
     for title, caption, table in _tables(doc, rates, report.md_table):
+        if chart_name and title in paced_titles:  # the chart belongs to the standard phase's tables
+            lines += [f"![throughput and added latency per system]({chart_name})", ""]
+            chart_name = None
         lines += [f"## {title}", "", caption, "", table, ""]
     if chart_name:
         lines += [f"![throughput and added latency per system]({chart_name})", ""]
@@ -221,7 +225,7 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
         c = doc["paced"]["config"]
         first_tps = float(c["plan"][0].split("@")[1]) if c["plan"] else 1.0
         lines += ["### Paced streams", "", PACED_METHOD.format(
-            tokens=c["tokens"], interval=f"1/tps s ({1000 / first_tps:g} ms at {first_tps:g} tokens/s)",
+            tokens=c["tokens"], interval=f"{1000 / first_tps:g} ms at {first_tps:g} tokens/s",
             ttft_ms=c["ttft_ms"], window=c["window_s"], events=c["tokens"] + 4, open_streams=c["open_streams"],
             open_tps=c["open_tps"], open_tokens=c["open_tokens"], open_ramp=c["open_ramp_s"],
             reserve=c.get("open_files_reserve", 600))]
