@@ -1,0 +1,117 @@
+"""Where one shadow's result goes: the ``gateway_shadow_*`` metrics, the shared tally (for
+``GET /v1/gateway/shadow`` and the shadow budget), and one access-log line (scores, never text)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.core.ids import new_id
+from gateway.metrics.shadow import ShadowMetrics
+from gateway.shadow.compare import Scores
+from gateway.shadow.job import Result
+from gateway.state import ShadowCounts, ShadowTally
+from gateway.state.spend import to_nanos
+
+MICROS = 1_000_000
+"""Fractions are tallied as integer millionths (exact sums across replicas)."""
+
+
+class ShadowRecorder:
+    def __init__(self, metrics: ShadowMetrics, tally: ShadowTally, log: Callable[[dict[str, Any]], None] | None) -> None:
+        self.metrics = metrics
+        self.tally = tally
+        self._log = log
+
+    def record(self, result: Result) -> None:
+        p = result.primary
+        pair = (p.model, p.deployment.name, p.plan.deployment)
+        m = self.metrics
+        m.requests.labels(*pair, result.outcome).inc()
+        if result.outcome == "dropped":
+            m.dropped.labels(*pair, result.reason).inc()
+        for dep, usd in result.spend.items():
+            m.spend.labels(dep).inc(usd)
+        if result.outcome == "compared" and result.scores is not None:
+            self._observe(pair, result, result.scores)
+        self.tally.record(new_id(), ShadowCounts(pair, counters(result), {d: to_nanos(v) for d, v in result.spend.items()}))
+        if self._log is not None:
+            self._log(log_line(result))
+
+    def _observe(self, pair: tuple[str, str, str], result: Result, s: Scores) -> None:
+        m = self.metrics
+        if s.tool_calls_agree is not None:
+            m.agreement.labels(*pair, "tool_calls").observe(float(s.tool_calls_agree))
+        if s.json_agree is not None:
+            m.agreement.labels(*pair, "json").observe(float(s.json_agree))
+        for side, valid in (("primary", s.json_valid_primary), ("shadow", s.json_valid_shadow)):
+            if valid is not None:
+                m.json_valid.labels(*pair, side).observe(float(valid))
+        if s.text_similarity is not None:
+            m.text_similarity.labels(*pair, s.similarity).observe(s.text_similarity)
+        if s.length_ratio is not None:
+            m.length_ratio.labels(*pair).observe(s.length_ratio)
+        for side, refused in (("primary", s.refusal_primary), ("shadow", s.refusal_shadow)):
+            if refused:
+                m.refusals.labels(*pair, side).inc()
+        m.latency.labels(*pair, "primary").observe(result.primary.seconds)
+        if result.shadow_seconds is not None:
+            m.latency.labels(*pair, "shadow").observe(result.shadow_seconds)
+        m.cost.labels(*pair, "primary").inc(result.primary_cost_usd)
+        m.cost.labels(*pair, "shadow").inc(result.shadow_cost_usd)
+
+
+def counters(result: Result) -> dict[str, int]:
+    """The tally's integer counters for one result (``report.pair_report`` reads them back)."""
+    c: dict[str, int] = {"requests": 1, result.outcome: 1}
+    if result.outcome == "dropped":
+        c[f"dropped:{result.reason}"] = 1
+    if result.outcome == "failed":
+        c[f"failed:{result.reason}"] = 1
+    s = result.scores
+    if result.outcome != "compared" or s is None:
+        return c
+    if s.tool_calls_agree is not None:
+        c["tool_cases"], c["tool_agree"] = 1, int(s.tool_calls_agree)
+    if s.json_valid_shadow is not None or s.json_valid_primary is not None:
+        c["json_cases"] = 1
+        c["json_valid_primary"] = int(bool(s.json_valid_primary))
+        c["json_valid_shadow"] = int(bool(s.json_valid_shadow))
+    if s.json_agree is not None:
+        c["json_checked"], c["json_agree"] = 1, int(s.json_agree)
+    if s.text_similarity is not None:
+        c["text_cases"], c["text_similarity_micros"] = 1, round(s.text_similarity * MICROS)
+    if s.length_ratio is not None:
+        c["length_cases"], c["length_ratio_micros"] = 1, round(s.length_ratio * MICROS)
+    c["refusals_primary"], c["refusals_shadow"] = int(s.refusal_primary), int(s.refusal_shadow)
+    p = result.primary
+    c["primary_ms"] = round(p.seconds * 1000)
+    c["shadow_ms"] = round((result.shadow_seconds or 0.0) * 1000)
+    if p.ttft_seconds is not None:
+        c["ttft_cases"], c["primary_ttft_ms"] = 1, round(p.ttft_seconds * 1000)
+    c["primary_nanos"] = to_nanos(result.primary_cost_usd)
+    c["shadow_nanos"] = to_nanos(result.shadow_cost_usd)
+    return c
+
+
+def log_line(result: Result) -> dict[str, Any]:
+    p = result.primary
+    entry: dict[str, Any] = {
+        "ts": time.time(), "event": "shadow", "request_id": p.request_id, "model": p.model,
+        "primary": p.deployment.name, "shadow": p.plan.deployment, "outcome": result.outcome,
+    }
+    if result.reason:
+        entry["reason"] = result.reason
+    if result.outcome == "compared" and result.scores is not None:
+        entry.update(result.scores.to_log())
+        entry.update(primary_ms=round(p.seconds * 1000, 3), shadow_ms=round((result.shadow_seconds or 0) * 1000, 3),
+                     primary_cost_usd=round(result.primary_cost_usd, 8), shadow_cost_usd=round(result.shadow_cost_usd, 8))
+        if p.ttft_seconds is not None:
+            entry["primary_ttft_ms"] = round(p.ttft_seconds * 1000, 3)
+    if result.shadow_usage is not None:
+        entry.update(shadow_prompt_tokens=result.shadow_usage.prompt_tokens,
+                     shadow_completion_tokens=result.shadow_usage.completion_tokens)
+    if result.spend:
+        entry["spend_usd"] = {d: round(v, 8) for d, v in result.spend.items()}
+    return entry
