@@ -245,9 +245,9 @@ class Rule(_Strict):
     fallback_outside_required: bool | None = Field(default=None, description="Fallbacks may leave the required set (never by default).")
     cache: CacheSettings | None = Field(default=None, description="Cache settings for matching requests.")
     expected_output_tokens: int | None = Field(default=None, ge=1, description="Assumed output length for cost and latency estimates.")
-    shadow: ShadowTarget | Literal["off"] | None = Field(
+    shadow: ShadowTarget | Literal[False] | None = Field(
         default=None, description="Shadow matching requests to this deployment instead of the model's own shadow; "
-        "`off`: never shadow them.",
+        "`false`: never shadow them.",
     )
 
 

@@ -58,7 +58,7 @@ class _Effects:
     cache: CacheSettings | None = None
     expected_output: int | None = None
     deciding_rule: str | None = None
-    shadow: ShadowTarget | Literal["off"] | None = None
+    shadow: ShadowTarget | Literal[False] | None = None
     shadow_rule: str | None = None
 
 

@@ -86,10 +86,10 @@ def counters(result: Result) -> dict[str, int]:
         c["length_cases"], c["length_ratio_micros"] = 1, round(s.length_ratio * MICROS)
     c["refusals_primary"], c["refusals_shadow"] = int(s.refusal_primary), int(s.refusal_shadow)
     p = result.primary
-    c["primary_ms"] = round(p.seconds * 1000)
-    c["shadow_ms"] = round((result.shadow_seconds or 0.0) * 1000)
+    c["primary_us"] = round(p.seconds * MICROS)
+    c["shadow_us"] = round((result.shadow_seconds or 0.0) * MICROS)
     if p.ttft_seconds is not None:
-        c["ttft_cases"], c["primary_ttft_ms"] = 1, round(p.ttft_seconds * 1000)
+        c["ttft_cases"], c["primary_ttft_us"] = 1, round(p.ttft_seconds * MICROS)
     c["primary_nanos"] = to_nanos(result.primary_cost_usd)
     c["shadow_nanos"] = to_nanos(result.shadow_cost_usd)
     return c
