@@ -66,7 +66,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     accounting = Accounting(recorder, access_log, state)
     shadows = ShadowRunner(
         runtime, ShadowRecorder(ShadowMetrics(metrics.registry, multiprocess=bool(settings.metrics_dir)), state.shadows,
-                                access_log.write if settings.access_log else None),
+                                access_log),
         ShadowBudget(state.shadows), hooks=recorder,
     )
 

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.core.ids import new_id
 from gateway.metrics.shadow import ShadowMetrics
@@ -18,11 +17,19 @@ MICROS = 1_000_000
 """Fractions are tallied as integer millionths (exact sums across replicas)."""
 
 
+class LogWriter(Protocol):
+    """The pipeline's access log (``pipeline.access_log.AccessLog``): shadows write their own lines to it."""
+
+    enabled: bool
+
+    def write(self, entry: dict[str, Any]) -> None: ...
+
+
 class ShadowRecorder:
-    def __init__(self, metrics: ShadowMetrics, tally: ShadowTally, log: Callable[[dict[str, Any]], None] | None) -> None:
+    def __init__(self, metrics: ShadowMetrics, tally: ShadowTally, access_log: LogWriter | None) -> None:
         self.metrics = metrics
         self.tally = tally
-        self._log = log
+        self.access_log = access_log
 
     def record(self, result: Result) -> None:
         p = result.primary
@@ -36,8 +43,8 @@ class ShadowRecorder:
         if result.outcome == "compared" and result.scores is not None:
             self._observe(pair, result, result.scores)
         self.tally.record(new_id(), ShadowCounts(pair, counters(result), {d: to_nanos(v) for d, v in result.spend.items()}))
-        if self._log is not None:
-            self._log(log_line(result))
+        if self.access_log is not None and self.access_log.enabled:
+            self.access_log.write(log_line(result))
 
     def _observe(self, pair: tuple[str, str, str], result: Result, s: Scores) -> None:
         m = self.metrics
