@@ -7,13 +7,14 @@ spend touched by a shadow, failures recorded and never surfaced."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 
 from gateway.core.types import BreakerState
-from gateway.shadow.similarity import token_f1
 from tests.shadow_support import (
     SCHEMA_NUM,
     SCHEMA_STR,
@@ -115,21 +116,22 @@ async def test_a_different_model_disagrees_where_its_answers_differ(tmp_path: Pa
 
 
 async def test_a_text_pair_scored_by_hand(tmp_path: Path) -> None:
-    """The shadow's answer is the simulator's variant of the primary's: F1 worked out from both texts."""
+    """The shadow's answer is the simulator's variant of the primary's; its F1 worked out here from both texts
+    with a tokenizer of its own (ASCII words)."""
     async with shadow_gateway(tmp_path, POLICY) as h:
         primary = (await post(h, chat("variant", "Say hello.")))["choices"][0]["message"]["content"]
         await h.settle()
-        shadow = h.api.state.runtime.context.shared["simulators"]["qwen-variant"]
-        reply = await shadow.handle("POST", "/v1/chat/completions", {"x-sim-ttft-ms": "0"},
-                                    orjson.dumps(chat("sim-model", "Say hello.", max_tokens=None) | {"max_tokens": 12}))
+        simulator = h.api.state.runtime.context.shared["simulators"]["qwen-variant"]
+        reply = await simulator.handle("POST", "/v1/chat/completions", {"x-sim-ttft-ms": "0"},
+                                       orjson.dumps(chat("sim-model", "Say hello.")))
         logged = h.shadow_lines(model="variant")[0]
-    shadow_text = orjson.loads(reply.body)["choices"][0]["message"]["content"]
-    words_p, words_s = primary.lower().rstrip(".").split(), shadow_text.lower().rstrip(".").split()
-    assert words_p[:4] == words_s[:4] == ["simulated", "answer", "from", "sim-model:"]
-    shared = sum(min(words_p.count(w), words_s.count(w)) for w in set(words_p))  # "sim-model:" is 2 tokens
-    by_hand = 2 * shared / (len(words_p) + len(words_s))  # F1 with equal lengths: shared / length
-    assert logged["text_similarity"] == pytest.approx(token_f1(primary, shadow_text), abs=1e-4)
-    assert abs(logged["text_similarity"] - by_hand) < 0.1, (logged, by_hand, primary, shadow_text)
+    shadow = orjson.loads(reply.body)["choices"][0]["message"]["content"]
+    a, b = Counter(re.findall(r"[a-z0-9]+", primary.lower())), Counter(re.findall(r"[a-z0-9]+", shadow.lower()))
+    shared = sum((a & b).values())
+    precision, recall = shared / sum(b.values()), shared / sum(a.values())
+    assert primary != shadow and shared >= 5, "the head 'Simulated answer from sim model' is common to both"
+    assert logged["text_similarity"] == round(2 * precision * recall / (precision + recall), 4)
+    assert logged["length_ratio"] == round(sum(b.values()) / sum(a.values()), 4)
 
 
 async def test_every_shadow_is_accounted_and_the_client_never_sees_one(tmp_path: Path) -> None:

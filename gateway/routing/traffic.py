@@ -93,9 +93,12 @@ def read_traffic(lines: Iterable[str | bytes], validate: Validator | None = None
             skipped.append((number, "not a JSON line"))
             continue
         try:
-            records.append(_record(number, item, validate))
+            record = _record(number, item, validate)
         except _Skip as reason:
             skipped.append((number, str(reason)))
+            continue
+        if record is not None:
+            records.append(record)
     return Traffic(tuple(records), tuple(skipped))
 
 
@@ -103,9 +106,11 @@ class _Skip(Exception):
     pass
 
 
-def _record(number: int, item: Any, validate: Validator | None) -> TrafficRecord:
+def _record(number: int, item: Any, validate: Validator | None) -> TrafficRecord | None:
     if not isinstance(item, dict):
         raise _Skip("not a JSON object")
+    if item.get("event") == "shadow":
+        return None  # a shadow's result, not a request: its evidence is read from GET /v1/gateway/shadow
     if "request_id" in item and "outcome" in item:
         return _from_log(number, item)
     if isinstance(item.get("request"), dict):
