@@ -60,8 +60,7 @@ class ShadowRecorder:
         if s.length_ratio is not None:
             m.length_ratio.labels(*pair).observe(s.length_ratio)
         for side, refused in (("primary", s.refusal_primary), ("shadow", s.refusal_shadow)):
-            if refused:
-                m.refusals.labels(*pair, side).inc()
+            m.refusals.labels(*pair, side).inc(int(refused))  # 0 too: "no refusal yet" is a value, not a gap
         m.latency.labels(*pair, "primary").observe(result.primary.seconds)
         if result.shadow_seconds is not None:
             m.latency.labels(*pair, "shadow").observe(result.shadow_seconds)
