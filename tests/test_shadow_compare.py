@@ -309,6 +309,37 @@ def test_chat_stream_answer() -> None:
     assert answer_of_stream(Endpoint.CHAT, events[:-1]) is None, "a stream without [DONE] is incomplete"
 
 
+def test_chat_stream_tool_calls_are_assembled_by_index() -> None:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+    def delta(d: dict, finish: str | None = None) -> dict:
+        return {**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": finish}]}
+
+    events = sse(delta({"role": "assistant", "tool_calls": [
+        {"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": '{"x"'}}]}),
+        delta({"tool_calls": [{"index": 1, "id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}),
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}),
+        delta({}, "tool_calls"),
+        {**chunk, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}, done=True)
+    assert answer_of_stream(Endpoint.CHAT, events) == Answer("", (call("f", '{"x": 1}'), call("g", "{}")))
+
+
+@pytest.mark.parametrize("events", [
+    sse({"choices": [{"index": 0, "delta": {"content": "cut"}, "finish_reason": None}]}, done=True),  # never finished
+    sse({"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": "stop"}]}),  # no [DONE]
+    sse({"error": {"message": "boom"}}, done=True),
+    [b"data: " + b"x" * 70000],  # not a stream at all
+])
+def test_incomplete_chat_streams_have_no_answer(events: list[bytes]) -> None:
+    assert answer_of_stream(Endpoint.CHAT, events) is None
+
+
+def test_a_streamed_refusal_is_explicit() -> None:
+    events = sse({"choices": [{"index": 0, "delta": {"refusal": "I can't."}, "finish_reason": None}]},
+                 {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, done=True)
+    assert answer_of_stream(Endpoint.CHAT, events) == Answer("", (), True)
+
+
 def test_messages_stream_answer() -> None:
     events = sse(
         {"type": "message_start", "message": {"id": "m", "content": []}},

@@ -146,7 +146,7 @@ class ProxyService:
             if cacheable:
                 self.accounting.cache_fill(call, execution.deployment, reply.parsed)
             hand_off(self.shadows, call, dialect, inbound, execution, usage=reply.usage,
-                     body=reply.parsed if reply.parsed is not None else reply.body)
+                     body=reply.parsed if reply.parsed is not None else reply.body, size=len(reply.body))
 
         return AccountedResponse(body, headers, on_done=done)
 

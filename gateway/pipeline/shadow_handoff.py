@@ -26,7 +26,7 @@ def wants_answer(runner: ShadowRunner | None, call: Call) -> bool:
 
 def hand_off(runner: ShadowRunner | None, call: Call, dialect: Dialect, inbound: Inbound, execution: Execution, *,
              usage: Usage | None, body: dict[str, Any] | bytes | None = None, events: list[bytes] | None = None,
-             ttft: float | None = None, streamed: bool = False) -> None:
+             ttft: float | None = None, streamed: bool = False, size: int = 0) -> None:
     decision, snapshot, facts, sent = call.decision, call.snapshot, call.facts, execution.request
     if runner is None or decision is None or decision.shadow is None or not decision.shadow.sampled:
         return  # engine-skipped shadows are offered too: the runner records why they were not sent
@@ -39,4 +39,5 @@ def hand_off(runner: ShadowRunner | None, call: Call, dialect: Dialect, inbound:
         request_for=dialect.request_for(inbound), chat_body=inbound.chat or inbound.body,
         usage=usage or Usage(facts.prompt_tokens, 0, estimated=True), seconds=seconds, ttft_seconds=ttft,
         body=body, events=events if streamed else None,
+        size=sum(len(e) for e in events) if streamed and events is not None else size,
     ))

@@ -14,7 +14,6 @@ import orjson
 
 from gateway.core.sse import SSEDecodeError, iter_events
 from gateway.core.types import Endpoint
-from gateway.state import completion_from_stream
 
 _REFUSING_FINISH = frozenset({"content_filter", "refusal"})
 
@@ -47,10 +46,9 @@ def answer_of(endpoint: Endpoint, body: dict[str, Any]) -> Answer | None:
 
 def answer_of_stream(endpoint: Endpoint, events: list[bytes]) -> Answer | None:
     """The answer a complete stream of ``endpoint``'s API carried; ``None`` when it is incomplete."""
+    payloads, done = _payloads(events)
     if endpoint in (Endpoint.CHAT, Endpoint.COMPLETIONS):
-        completion = completion_from_stream(events)
-        return _chat(completion) if completion is not None else None
-    payloads = _payloads(events)
+        return _chat_stream(payloads) if done else None
     if endpoint is Endpoint.RESPONSES:
         for payload in reversed(payloads):
             if payload.get("type") in ("response.completed", "response.incomplete"):
@@ -121,6 +119,42 @@ def _response(body: dict[str, Any]) -> Answer | None:
     return Answer("".join(texts), tuple(calls), refused)
 
 
+def _chat_stream(payloads: list[dict[str, Any]]) -> Answer | None:
+    """Chat (or legacy completion) chunks folded: the first choice's text and tool-call fragments by index.
+    Only what comparison needs (``state.stream_fold`` rebuilds the whole completion, at several times the cost)."""
+    texts: list[str] = []
+    calls: dict[int, list[Any]] = {}
+    finish = None
+    refusal = False
+    for payload in payloads:
+        if "error" in payload:
+            return None
+        for choice in payload.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            finish = choice.get("finish_reason") or finish
+            if isinstance(choice.get("text"), str):
+                texts.append(choice["text"])
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            if isinstance(delta.get("content"), str):
+                texts.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(function, dict):
+                    continue
+                name_and_args = calls.setdefault(int(call.get("index") or 0), ["", []])
+                name_and_args[0] = name_and_args[0] or str(function.get("name") or "")
+                if isinstance(function.get("arguments"), str):
+                    name_and_args[1].append(function["arguments"])
+            refusal = refusal or bool(delta.get("refusal"))
+    if finish is None:
+        return None  # never finished: incomplete
+    tool_calls = tuple(ToolCall(name, "".join(args)) for _, (name, args) in sorted(calls.items()))
+    return Answer("".join(texts), tool_calls, refusal or finish in _REFUSING_FINISH)
+
+
 def _message_stream(payloads: list[dict[str, Any]]) -> Answer | None:
     """Anthropic's events folded: text and tool input deltas by block index, until ``message_stop``."""
     blocks: dict[int, dict[str, Any]] = {}
@@ -153,22 +187,26 @@ def _message_stream(payloads: list[dict[str, Any]]) -> Answer | None:
     return Answer("".join(texts), tuple(calls), stop_reason == "refusal")
 
 
-def _payloads(events: list[bytes]) -> list[dict[str, Any]]:
+def _payloads(events: list[bytes]) -> tuple[list[dict[str, Any]], bool]:
+    """The JSON payloads of a stream, and whether it ended with ``[DONE]``."""
     out: list[dict[str, Any]] = []
     try:
         decoded = iter_events(b"".join(events))
     except SSEDecodeError:
-        return out
+        return out, False
+    done = False
     for event in decoded:
-        if event.data is None or event.data[:1] != b"{":
+        data = event.data
+        if data is None or data[:1] != b"{":
+            done = done or (data is not None and data.strip() == b"[DONE]")
             continue
         try:
-            payload = orjson.loads(event.data)
+            payload = orjson.loads(data)
         except orjson.JSONDecodeError:
             continue
         if isinstance(payload, dict):
             out.append(payload)
-    return out
+    return out, done
 
 
 def _content_text(content: Any) -> str:

@@ -40,6 +40,8 @@ class Primary:
     """A non-streamed answer (parsed when the provider parsed it)."""
     events: list[bytes] | None = None
     """A streamed answer, as the upstream sent it."""
+    size: int = 0
+    """Bytes of the answer (body or events): how much work reading and comparing it is."""
 
     @property
     def expectation(self) -> Expectation:

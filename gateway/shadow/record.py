@@ -30,16 +30,25 @@ class ShadowRecorder:
         self.metrics = metrics
         self.tally = tally
         self.access_log = access_log
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, memoised (as ``MetricsRecorder._child``: labels are bounded by the policy)."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def record(self, result: Result) -> None:
         p = result.primary
         pair = (p.model, p.deployment.name, p.plan.deployment)
-        m = self.metrics
-        m.requests.labels(*pair, result.outcome).inc()
+        m, c = self.metrics, self._child
+        c(m.requests, *pair, result.outcome).inc()
         if result.outcome == "dropped":
-            m.dropped.labels(*pair, result.reason).inc()
+            c(m.dropped, *pair, result.reason).inc()
         for dep, usd in result.spend.items():
-            m.spend.labels(dep).inc(usd)
+            c(m.spend, dep).inc(usd)
         if result.outcome == "compared" and result.scores is not None:
             self._observe(pair, result, result.scores)
         self.tally.record(new_id(), ShadowCounts(pair, counters(result), {d: to_nanos(v) for d, v in result.spend.items()}))
@@ -47,25 +56,25 @@ class ShadowRecorder:
             self.access_log.write(log_line(result))
 
     def _observe(self, pair: tuple[str, str, str], result: Result, s: Scores) -> None:
-        m = self.metrics
+        m, c = self.metrics, self._child
         if s.tool_calls_agree is not None:
-            m.agreement.labels(*pair, "tool_calls").observe(float(s.tool_calls_agree))
+            c(m.agreement, *pair, "tool_calls").observe(float(s.tool_calls_agree))
         if s.json_agree is not None:
-            m.agreement.labels(*pair, "json").observe(float(s.json_agree))
+            c(m.agreement, *pair, "json").observe(float(s.json_agree))
         for side, valid in (("primary", s.json_valid_primary), ("shadow", s.json_valid_shadow)):
             if valid is not None:
-                m.json_valid.labels(*pair, side).observe(float(valid))
+                c(m.json_valid, *pair, side).observe(float(valid))
         if s.text_similarity is not None:
-            m.text_similarity.labels(*pair, s.similarity).observe(s.text_similarity)
+            c(m.text_similarity, *pair, s.similarity).observe(s.text_similarity)
         if s.length_ratio is not None:
-            m.length_ratio.labels(*pair).observe(s.length_ratio)
+            c(m.length_ratio, *pair).observe(s.length_ratio)
         for side, refused in (("primary", s.refusal_primary), ("shadow", s.refusal_shadow)):
-            m.refusals.labels(*pair, side).inc(int(refused))  # 0 too: "no refusal yet" is a value, not a gap
-        m.latency.labels(*pair, "primary").observe(result.primary.seconds)
+            c(m.refusals, *pair, side).inc(int(refused))  # 0 too: "no refusal yet" is a value, not a gap
+        c(m.latency, *pair, "primary").observe(result.primary.seconds)
         if result.shadow_seconds is not None:
-            m.latency.labels(*pair, "shadow").observe(result.shadow_seconds)
-        m.cost.labels(*pair, "primary").inc(result.primary_cost_usd)
-        m.cost.labels(*pair, "shadow").inc(result.shadow_cost_usd)
+            c(m.latency, *pair, "shadow").observe(result.shadow_seconds)
+        c(m.cost, *pair, "primary").inc(result.primary_cost_usd)
+        c(m.cost, *pair, "shadow").inc(result.shadow_cost_usd)
 
 
 def counters(result: Result) -> dict[str, int]:

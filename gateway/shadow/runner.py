@@ -46,6 +46,11 @@ from gateway.shadow.record import ShadowRecorder
 log = logging.getLogger("gateway.shadow")
 
 _STREAM_FIELDS = ("stream", "stream_options")
+INLINE_BYTES = 64 * 1024
+"""Answers up to this size (both sides together) are read and compared on the event loop: a few tens of
+microseconds. Larger ones go to the runner's worker thread, so a long answer never holds the loop — at the
+price of the thread hand-off, and of the loop waiting up to the interpreter's switch interval (5 ms) for
+the GIL while that thread computes, which is why small ones stay inline (measured: bench/shadow_latency.py)."""
 
 
 class ShadowRunner:
@@ -124,7 +129,7 @@ class ShadowRunner:
         policy = p.snapshot.policy
         dep = policy.deployments[p.plan.deployment]
         primary_cost = request_cost(p.deployment, p.usage.prompt_tokens, p.usage.completion_tokens)
-        primary_answer = await self._in_thread(_primary_answer, p)
+        primary_answer = await self._work(p.size, _primary_answer, p)
         if primary_answer is None:
             return Result(p, "dropped", "primary_unreadable", primary_cost_usd=primary_cost)
         expected = request_cost(dep, p.usage.prompt_tokens, p.usage.completion_tokens)
@@ -168,7 +173,8 @@ class ShadowRunner:
         if shadow_answer is None:
             result.reason = "unreadable_answer"
             return
-        scores: Scores = await self._in_thread(compare, primary_answer, shadow_answer, p.expectation)
+        scores: Scores = await self._work(p.size + len(reply.body), compare, primary_answer, shadow_answer,
+                                          p.expectation)
         if scores.text_similarity is not None:
             scores = await self._embedded(p, primary_answer, shadow_answer, scores, result)
         result.outcome, result.scores = "compared", scores
@@ -183,7 +189,9 @@ class ShadowRunner:
             result.spend[embedder.name] = result.spend.get(embedder.name, 0.0) + embedded.cost_usd
         return scores if embedded.cosine is None else scores.with_embedding_similarity(embedded.cosine)
 
-    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+    async def _work(self, size: int, fn: Any, *args: Any) -> Any:
+        if size <= INLINE_BYTES:
+            return fn(*args)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-shadow-compare")
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
