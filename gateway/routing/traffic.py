@@ -11,7 +11,8 @@ Two kinds of line are understood, and may be mixed:
   ``{"request": {...}, "team": ..., "key": ..., "headers": {...}, "endpoint": "chat"}`` (the shape of a
   golden case). Its facts are built by each policy's own facts builder, as the gateway would.
 
-Lines that are neither (other log output, blank lines) are counted and reported, never fatal.
+Shadow evaluation's own lines (``"event": "shadow"``) are results, not requests: they are left out
+silently. Lines that are neither (other log output, blank lines) are counted and reported, never fatal.
 """
 
 from __future__ import annotations
