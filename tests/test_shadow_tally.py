@@ -189,3 +189,41 @@ async def test_shadow_report_filters_by_model_and_sums_spend() -> None:
     assert [(p["model"], p["requests"]) for p in report["pairs"]] == [("support", 1)]
     assert report["spend_usd"] == {"embedder": 0.05, "qwen-self": 0.25} and report["spend_total_usd"] == 0.3
     assert report["daily_budget_usd"] == 5.0
+
+
+# ---------------------------------------------------------------- the daily shadow budget
+
+
+async def test_the_budget_reserves_what_shadows_under_way_may_cost() -> None:
+    from gateway.shadow.budget import ShadowBudget
+
+    now = [AT]
+    backend = MemoryBackend()
+    tally = ShadowTally(backend, clock=lambda: now[0])
+    await tally.start()
+    tally.record("earlier", counts(requests=1, spend={"qwen-self": 400_000_000}), at=AT)  # $0.40 spent today
+    await tally.drain()
+    budget = ShadowBudget(tally, clock=lambda: now[0])
+    assert await budget.reserve(1.0, 0.25) == 0.25
+    assert await budget.reserve(1.0, 0.25) == 0.25       # 0.40 + 0.25 + 0.25 = 0.90
+    assert await budget.reserve(1.0, 0.25) is None       # would be 1.15: not sent
+    budget.settle(0.25, 0.05)                            # one finished, cheaper than reserved
+    assert await budget.reserve(1.0, 0.25) == 0.25       # 0.40 + 0.05 + 0.25 + 0.25 = 0.95
+    assert await budget.reserve(None, 100.0) == 0.0, "no budget: nothing to reserve"
+    for _ in range(3):
+        budget.settle(0.25, 0.25)                        # the others finish
+    now[0] = AT + 86_400                                 # the next UTC day starts from nothing
+    assert await budget.reserve(1.0, 0.6) == 0.6
+    await tally.stop()
+
+
+async def test_an_unreadable_tally_stops_shadows_money_fails_closed() -> None:
+    from gateway.shadow.budget import ShadowBudget
+
+    class Down(MemoryBackend):
+        async def shadow_period(self, period: str) -> dict[str, int]:
+            raise BackendUnavailable("shadow_read", "down")
+
+    budget = ShadowBudget(ShadowTally(Down()))
+    assert await budget.reserve(5.0, 0.001) is None
+    assert await budget.reserve(None, 0.001) == 0.0, "without a budget nothing needs reading"
