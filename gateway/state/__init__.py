@@ -7,6 +7,7 @@ Architecture::
       ├── limiter       RateLimiter     acquire → reconcile (ratelimit.py; sliding windows in window.py)
       ├── budgets       BudgetChecker   status / check, one read per team per second (budget.py)
       ├── spend         SpendRecorder   record → background worker → exactly-once counters (spend.py)
+      ├── shadows       ShadowTally     shadow evaluation counters per pair and day/month, exactly once (shadow_tally.py)
       └── shared_stats  SharedStats     publish / fetch of per-process live stats (shared_stats.py)
             │
             ▼
@@ -21,7 +22,7 @@ fails open (a miss; nothing stored), rate limits and budgets fail open or closed
 double counting, shared stats are skipped. No redis exception ever leaves the package.
 
 Redis keys are namespaced and versioned (``gw:v1:cache:…``, ``gw:v1:rl:…``, ``gw:v1:spend:…``,
-``gw:v1:stats``); a standalone or Sentinel-managed Redis is assumed (not Cluster).
+``gw:v1:stats``, ``gw:v1:{shadow}:…``); a standalone or Sentinel-managed Redis is assumed (not Cluster).
 """
 
 from gateway.state.backend import StateBackend
@@ -40,12 +41,14 @@ from gateway.state.errors import BackendUnavailable, StateUnavailable
 from gateway.state.memory import MemoryBackend
 from gateway.state.ratelimit import RateLimiter, RateLimitExceeded, RateTicket
 from gateway.state.service import StateService
+from gateway.state.shadow_tally import ShadowCounts, ShadowTally, ShadowTallyReport
 from gateway.state.shared_stats import SharedStats
 from gateway.state.spend import SpendRecorder, SpendReport
 
 __all__ = [
     "BackendUnavailable", "BudgetChecker", "BudgetStatus", "CacheEntry", "CachePlan", "MemoryBackend",
-    "RateLimitExceeded", "RateLimiter", "RateTicket", "ResponseCache", "SharedStats", "SpendRecorder",
+    "RateLimitExceeded", "RateLimiter", "RateTicket", "ResponseCache", "ShadowCounts", "ShadowTally",
+    "ShadowTallyReport", "SharedStats", "SpendRecorder",
     "SpendReport", "StateBackend", "StateService", "StateUnavailable", "StreamCapture", "allowed_hostings",
     "cacheable", "completion_from_stream", "stream_from_completion",
 ]

@@ -17,7 +17,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.state import scripts
-from gateway.state.backend import RateCharge, RateOutcome, SpendEntry, SpendKind, WindowCount, window_key
+from gateway.state.backend import (
+    RateCharge,
+    RateOutcome,
+    ShadowEntry,
+    SpendEntry,
+    SpendKind,
+    WindowCount,
+    window_key,
+)
 from gateway.state.errors import BackendUnavailable
 from gateway.state.guard import CallGuard, ErrorHook, HealthHook
 from gateway.state.resp import RespConnection, RespError
@@ -25,6 +33,8 @@ from gateway.state.resp import RespConnection, RespError
 DEFAULT_PREFIX = "gw:v1:"
 DAY_TTL_S = 90 * 86_400
 MONTH_TTL_S = 800 * 86_400
+SHADOW_TAG = "{shadow}"
+"""Every shadow tally key carries this hash tag: one cluster slot for the script that writes them."""
 
 
 class RedisBackend:
@@ -60,6 +70,7 @@ class RedisBackend:
         self._rate_consume_sha = self._fast.register(scripts.RATE_CONSUME) if self._fast else ""
         self._rate_adjust = self._redis.register_script(scripts.RATE_ADJUST)
         self._spend_add = self._redis.register_script(scripts.SPEND_ADD)
+        self._shadow_add = self._redis.register_script(scripts.SHADOW_ADD)
         self._stats_publish = self._redis.register_script(scripts.STATS_PUBLISH)
         self._stats_fetch = self._redis.register_script(scripts.STATS_FETCH)
 
@@ -160,6 +171,22 @@ class RedisBackend:
 
     async def spend_period(self, kind: SpendKind, period: str) -> dict[str, int]:
         raw = await self.guard.call("spend_read", lambda: self._redis.hgetall(f"{self.prefix}spend:{period}:{kind}"))
+        return {name.decode() if isinstance(name, bytes) else name: int(value) for name, value in raw.items()}
+
+    # shadow evaluation tallies: every key under the `{shadow}` hash tag, see scripts.SHADOW_ADD
+
+    async def shadow_add(self, entries: Sequence[ShadowEntry], dedupe_ttl_s: int) -> int:
+        args: list[str | int] = [dedupe_ttl_s, DAY_TTL_S, MONTH_TTL_S]
+        for e in entries:
+            args += (e.shadow_id, e.day, e.month, len(e.counters))
+            for name, increment in e.counters:
+                args += (name, increment)
+        base = f"{self.prefix}{SHADOW_TAG}"
+        return int(await self.guard.call("shadow_add", lambda: self._shadow_add(keys=[base], args=args)))
+
+    async def shadow_period(self, period: str) -> dict[str, int]:
+        key = f"{self.prefix}{SHADOW_TAG}:{period}"
+        raw = await self.guard.call("shadow_read", lambda: self._redis.hgetall(key))
         return {name.decode() if isinstance(name, bytes) else name: int(value) for name, value in raw.items()}
 
     # shared live statistics
