@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -48,9 +50,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--ttft-ms", type=float, default=20)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--redis-url", help="a Redis of your own to use, whose database is emptied first "
+                        "(default: a redis-server started for the run on a free port)")
     args = parser.parse_args()
-    subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
+    with contextlib.ExitStack() as stack:
+        if args.redis_url:
+            subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
+        else:
+            args.redis_url = stack.enter_context(_private_redis())
+        _measure(args)
+
+
+@contextlib.contextmanager
+def _private_redis() -> Iterator[str]:
+    port = servers.free_port()
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        servers.stop(proc)
+
+
+def _measure(args: argparse.Namespace) -> None:
     with servers.simulator(ttft_ms=args.ttft_ms, output_tokens=64) as sim, tempfile.TemporaryDirectory() as tmp:
         policy = Path(tmp) / "p.yaml"
         policy.write_text(f"""

@@ -20,6 +20,7 @@ from gateway.api.openapi import build_openapi
 from gateway.metrics.exposition import worker_exiting
 from gateway.metrics.recorder import MetricsRecorder
 from gateway.metrics.registry import GatewayMetrics
+from gateway.metrics.shadow import ShadowMetrics
 from gateway.pipeline.access_log import AccessLog
 from gateway.pipeline.accounting import Accounting
 from gateway.pipeline.admission import Admission
@@ -30,6 +31,9 @@ from gateway.policy.reload import PolicyReloader
 from gateway.routing.runtime import Runtime
 from gateway.routing.sharing import SharedStatsLoop
 from gateway.settings import Settings
+from gateway.shadow.budget import ShadowBudget
+from gateway.shadow.record import ShadowRecorder
+from gateway.shadow.runner import ShadowRunner
 from gateway.state import StateService
 
 log = logging.getLogger("gateway")
@@ -60,6 +64,11 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     metrics.redis_up.set(1)
     metrics.policy_reloads.labels("failure").inc(0)  # exists at 0, so the first failure is an increase
     accounting = Accounting(recorder, access_log, state)
+    shadows = ShadowRunner(
+        runtime, ShadowRecorder(ShadowMetrics(metrics.registry, multiprocess=bool(settings.metrics_dir)), state.shadows,
+                                access_log),
+        ShadowBudget(state.shadows), hooks=recorder,
+    )
 
     def install(loaded: LoadedPolicy) -> None:
         require_keys_off_loopback(loaded.policy, loaded.path, host=settings.host, loopback=settings.loopback,
@@ -95,6 +104,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
             if sharing is not None:
                 await sharing.stop()
             await reloader.stop()
+            await shadows.stop()
             await state.aclose()
             await runtime.aclose()
             access_log.stop()
@@ -112,7 +122,9 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.state.reloader = reloader
     app.state.draining = False
     app.state.state = state
-    app.state.proxy = ProxyService(runtime, state, Admission(state, recorder), accounting, admin_key=settings.admin_key)
+    app.state.shadows = shadows
+    app.state.proxy = ProxyService(runtime, state, Admission(state, recorder), accounting, admin_key=settings.admin_key,
+                                   shadows=shadows)
     install_error_handlers(app)
     app.include_router(model_routes.router)
     app.include_router(gateway_routes.router)

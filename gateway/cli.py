@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--baseline", metavar="CURRENT.yaml",
                           help="compare with this policy's decisions instead of the recorded routes")
     simulate.add_argument("--json", action="store_true", help="the same report as one JSON object")
+    simulate.add_argument("--shadow", metavar="SHADOW.json",
+                          help="shadow evaluation results (the answer of GET /v1/gateway/shadow, saved): each route "
+                          "the candidate changes is shown with the agreement observed between its two deployments")
     simulate.set_defaults(func=_policy_simulate)
     schema = psub.add_parser("schema", help="print the policy JSON schema")
     schema.set_defaults(func=_policy_schema)
@@ -210,7 +213,8 @@ def _policy_explain(args: argparse.Namespace) -> int:
 def _policy_simulate(args: argparse.Namespace) -> int:
     from gateway import policy_commands
 
-    return policy_commands.simulate(args.candidate, args.traffic, baseline=args.baseline, as_json=args.json)
+    return policy_commands.simulate(args.candidate, args.traffic, baseline=args.baseline, as_json=args.json,
+                                    shadow=args.shadow)
 
 
 def _policy_schema(args: argparse.Namespace) -> int:

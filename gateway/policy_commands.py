@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint
@@ -145,9 +145,28 @@ def parse_headers(pairs: Sequence[str]) -> dict[str, str]:
     return headers
 
 
+def read_shadow_evidence(path: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The pairs of a saved ``GET /v1/gateway/shadow`` answer, by (model, primary, shadow)."""
+    try:
+        doc = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read the shadow results {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise InputError(f"{path} is not JSON: save the answer of GET /v1/gateway/shadow there") from None
+    pairs = doc.get("pairs") if isinstance(doc, dict) else None
+    if not isinstance(pairs, list):
+        raise InputError(f"{path} has no `pairs`: save the answer of GET /v1/gateway/shadow there")
+    evidence: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for pair in pairs:
+        if isinstance(pair, dict) and all(isinstance(pair.get(k), str) for k in ("model", "primary", "shadow")):
+            evidence[(pair["model"], pair["primary"], pair["shadow"])] = pair
+    return evidence
+
+
 def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_json: bool = False,
-             out: TextIO | None = None) -> int:
-    """Replay ``traffic`` through ``candidate`` (and ``baseline``, if given) and report the difference."""
+             shadow: str | None = None, out: TextIO | None = None) -> int:
+    """Replay ``traffic`` through ``candidate`` (and ``baseline``, if given) and report the difference; with
+    ``shadow`` (a saved ``GET /v1/gateway/shadow`` answer), the observed agreement of each changed route."""
     from gateway.routing.replay import replay
     from gateway.routing.replay_report import render
     from gateway.routing.traffic import read_traffic
@@ -164,6 +183,11 @@ def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_js
     except OSError as exc:
         print(f"gateway policy simulate: cannot read {traffic}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    try:
+        evidence = read_shadow_evidence(shadow) if shadow is not None else None
+    except InputError as exc:
+        print(f"gateway policy simulate: {exc}", file=sys.stderr)
+        return 1
     if not recorded.records:
         reasons = "; ".join(f"line {n}: {why}" for n, why in recorded.skipped[:5])
         print(f"gateway policy simulate: {traffic} holds no request to replay"
@@ -172,9 +196,13 @@ def simulate(candidate: str, traffic: str, *, baseline: str | None = None, as_js
     report = replay(recorded, loaded.policy, candidate_name=_described(loaded),
                     baseline=current.policy if current else None, baseline_name=_described(current) if current else "")
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2), file=out or sys.stdout)
+        doc = report.to_dict()
+        if evidence is not None:
+            for change in doc["changes"]:
+                change["shadow"] = evidence.get((change["model"], change["from"], change["to"]))
+        print(json.dumps(doc, indent=2), file=out or sys.stdout)
     else:
-        (out or sys.stdout).write(render(report, source=traffic))
+        (out or sys.stdout).write(render(report, source=traffic, evidence=evidence, evidence_source=shadow or ""))
     return 0
 
 

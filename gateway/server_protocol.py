@@ -8,7 +8,7 @@ protocol adds, per process:
 - a **head timeout** (``GATEWAY_HEADER_TIMEOUT``, 10 s): a request head — from the connection's first
   byte, or from the end of the previous response on a keep-alive connection — must be complete within
   it, or the connection is closed;
-- a **connection cap** (``GATEWAY_MAX_CONNECTIONS``, never above 3/4 of the open-files limit): a new
+- a **connection cap** (``GATEWAY_MAX_CONNECTIONS``, never above half the open-files limit): a new
   connection beyond it closes the oldest connection that is still sending its request, head or body
   (a request being served is never cut for it); if every connection is busy with a request, the new
   one is closed instead.
@@ -49,12 +49,12 @@ def _settings() -> tuple[float, int]:
 
 
 def _connection_cap() -> int:
-    """``GATEWAY_MAX_CONNECTIONS``, but never more than 3/4 of the open-files limit in force now (the rest is
-    for upstream connections, Redis and files). Read on every new connection: a limit lowered while the
+    """``GATEWAY_MAX_CONNECTIONS``, but never more than half the open-files limit in force now, less a reserve:
+    every streamed request holds a second descriptor upstream, and Redis and files need some too. Read on every new connection: a limit lowered while the
     process runs (``prlimit``, a container's) must not let clients take the last descriptors."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     files = soft if soft != resource.RLIM_INFINITY else 1 << 20
-    return min(_settings()[1], files * 3 // 4)
+    return min(_settings()[1], max(16, files // 2 - 64))
 
 
 class SlowClientGuardProtocol(HttpToolsProtocol):

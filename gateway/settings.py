@@ -53,7 +53,7 @@ class Settings(BaseModel):
     body_timeout: float = Field(default=60.0, gt=0, description="Seconds a client has to send a request body; "
                                 "then 408.")
     max_connections: int = Field(default=10_000, ge=16, description="Connections per worker; beyond it the oldest "
-                                 "connection still sending its head is closed (lowered to 3/4 of the open-files "
+                                 "connection still sending its request is closed (lowered to half the open-files "
                                  "limit, which is raised to its hard limit at start).")
     access_log: bool = Field(default=True, description="One JSON line per request on stdout (never prompt text).")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(default="info", description="Log level.")

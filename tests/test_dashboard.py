@@ -22,6 +22,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from gateway.metrics.registry import GatewayMetrics
+from gateway.metrics.shadow import ShadowMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "observability" / "grafana" / "gateway-dashboard.json"
@@ -70,9 +71,10 @@ def target_id(panel: dict[str, Any], target: dict[str, Any]) -> str:
 
 def exported_metrics() -> dict[str, set[str]]:
     """Every series name the gateway can export (``gateway_requests_total``, ``..._bucket``), with its labels."""
-    metrics = GatewayMetrics(CollectorRegistry())
+    registry = CollectorRegistry()
+    exported = {**vars(GatewayMetrics(registry)), **{f"shadow.{k}": v for k, v in vars(ShadowMetrics(registry)).items()}}
     names: dict[str, set[str]] = {}
-    for metric in vars(metrics).values():
+    for metric in exported.values():
         if not hasattr(metric, "_labelnames"):
             continue
         labels = set(metric._labelnames)

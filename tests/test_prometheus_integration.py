@@ -112,8 +112,8 @@ deployments:
     retry: {{attempts: 2, backoff_initial_ms: 1}}
 models:
   auto: {{deployments: [qwen-self, vendor-gpt]}}
-  gpt-4o: {{deployments: [vendor-gpt]}}
-  qwen: {{deployments: [qwen-self]}}
+  gpt-4o: {{deployments: [vendor-gpt], shadow: {{deployment: qwen-self, sample: 1}}}}   # shadow evaluation
+  qwen: {{deployments: [qwen-self], shadow: {{deployment: broken-self, sample: 1}}}}      # shadows fail, then drop
   mostly-self: {{deployments: [flaky-self, vendor-gpt], objective: order}}
   broken: {{deployments: [broken-self, vendor-gpt], objective: order}}
   story: {{deployments: [smollm, vendor-spill]}}
@@ -202,6 +202,12 @@ def chat(model: str, content: str, **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 16, **extra}
 
 
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+JSON_ANSWER = {"type": "json_schema", "json_schema": {"name": "place", "schema": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
 @dataclass
 class Traffic:
     statuses: dict[str, list[int]] = field(default_factory=dict)
@@ -241,6 +247,8 @@ def drive(a: httpx.Client, b: httpx.Client, rounds: int) -> Traffic:
         for i in range(5 if surge else 1):
             t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} vendor {i}"), team="support")
         t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} vendor stream", stream=True), team="support")
+        t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} weather?", tools=[TOOL]), team="support")
+        t.send(a, "gpt-4o support", chat("gpt-4o", f"round {r} where?", response_format=JSON_ANSWER), team="support")
         t.send(a, "qwen support", chat("qwen", f"round {r} self stream", stream=True))
         t.send(a, "qwen support", chat("qwen", f"round {r} self"))
         for i in range(2):
@@ -352,7 +360,8 @@ def test_prometheus_scrapes_the_real_llama_server(stack: Stack) -> None:
 
 def test_the_gateway_view_of_the_server_load_and_its_spills(stack: Stack) -> None:
     window = _window(stack)
-    running = finite_values(query(stack, f'max_over_time(gateway_upstream_server_requests{{deployment="smollm", state="running"}}[{window}])'))
+    # One series per gateway (both poll the server); Prometheus returns them in no set order.
+    running = finite_values(query(stack, f'max(max_over_time(gateway_upstream_server_requests{{deployment="smollm", state="running"}}[{window}]))'))
     assert running and running[0] >= 1, "the gateway's polls saw the server busy"
     slots = finite_values(query(stack, 'gateway_upstream_server_slots{deployment="smollm"}'))
     assert set(slots) == {2.0}, "the slot count comes from llama-server's /props"
@@ -374,6 +383,22 @@ def test_traffic_mix_reached_the_gateway(stack: Stack) -> None:
     assert set(s["broken (fallback)"]) == {200}, "broken-self must fall back to vendor-gpt"
     assert 400 in s["caller error"] or 422 in s["caller error"]
     assert set(s["policy denied"]) == {403}
+
+
+def test_shadow_metrics_count_what_the_traffic_did(stack: Stack) -> None:
+    """Every answered gpt-4o request was shadowed on qwen-self and compared; the same simulator answers tool calls
+    and JSON from the schema alone, so both agree; qwen's shadows on broken-self failed until its breaker
+    opened, then were dropped."""
+    s = stack.traffic.statuses
+    answered = sum(v.count(200) for k, v in s.items() if k.startswith("gpt-4o support")) + s["tiny budget"].count(200)
+    compared = finite_values(query(stack, 'sum(gateway_shadow_requests_total{model="gpt-4o", outcome="compared"})'))
+    assert compared == [float(answered)]
+    for kind in ("tool_calls", "json"):
+        rate = finite_values(query(stack, f'sum(gateway_shadow_agreement_sum{{kind="{kind}"}}) / sum(gateway_shadow_agreement_count{{kind="{kind}"}})'))
+        assert rate == [1.0], kind
+    failed = finite_values(query(stack, 'sum(gateway_shadow_requests_total{shadow="broken-self", outcome="failed"})'))
+    dropped = finite_values(query(stack, 'sum(gateway_shadow_dropped_total{shadow="broken-self", reason="breaker_open"})'))
+    assert failed and failed[0] >= 1 and dropped and dropped[0] >= 1
 
 
 @pytest.mark.parametrize("name, expected", [("deployment", {"qwen-self", "vendor-gpt", "flaky-self"}),

@@ -324,3 +324,24 @@ def test_the_foldable_table_covers_this_interpreters_unicode_database() -> None:
 @pytest.mark.parametrize("text", ["card ٤١١١ ١١١١ ١١١١ ١١١١", "card 𝟒𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏", "ａｎｎ＠ｅｘａｍｐｌｅ．ｏｒｇ"])
 def test_other_digit_scripts_and_styled_letters_fold_too(text: str) -> None:
     assert DETECTOR.scan_body({"messages": [{"role": "user", "content": text}]}) != ()
+
+
+def test_the_memory_of_units_seen_stays_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import tracemalloc
+
+    from gateway.routing import sensitive
+
+    monkeypatch.setattr(sensitive, "_MEMO_BUDGET_BYTES", 1024 * 1024)
+    detector = SensitiveDataDetector()
+    text = "The monitor flickers every ten seconds at full refresh and only stops at half. " * 60
+    tracemalloc.start()
+    try:
+        for i in range(2000):  # ~10 MB of unique units through a 1 MB budget
+            detector.scan_body({"messages": [{"role": "user", "content": f"{i} {text}"}]})
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert detector._seen_bytes <= 1024 * 1024
+    assert held < 3 * 1024 * 1024, f"{held} bytes held for a 1 MB budget (what is kept must be what is counted)"

@@ -13,6 +13,9 @@ One run measures every system on the same machine, one after the other, against 
 - ``wrk``           saturated throughput with wrk (closed loop, many connections)
 - ``openloop``      fixed-rate open-loop latency and time to first token (its own process)
 - ``phases``        the measurements of one system, in order
+- ``paced``         the paced-stream phase and the open-streams check: ``paced_upstream`` (streams at a
+  model's pace, each token stamped when written), ``paced_client`` (N open streams, each token timed on
+  arrival), ``paced_report`` (their figures and tables); ``tcp_pipe`` the Python reference relay
 - ``report``        derived figures (ratios, added latency, targets) and tables;
   ``document`` the terminal output and RESULTS.md; ``chart`` the PNG
 

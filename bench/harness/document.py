@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness import report
+from harness import paced_report, report
 
 METHOD = """\
 - **Floor**: the load generator straight against the mock upstream (nginx {nginx} from Debian returning a
@@ -41,9 +41,74 @@ METHOD = """\
 """
 
 
+PACED_METHOD = """\
+- **Paced upstream** (`harness/paced_upstream.py`, asyncio on uvloop with httptools, on the load core): each
+  stream is a role event, {tokens} content events 1/tps apart ({interval}) after {ttft_ms:g} ms, then the
+  finish, usage and `[DONE]` events, each written on its own, as a model server generating token by token
+  sends them. Each token's text carries the monotonic time it was written (and the first one the time the
+  request arrived). The nginx mock cannot pace; the simulator (aiohttp) costs about twice as much per
+  event and cannot stamp. The upstream's own cost per event is the floor row's CPU figure.
+- **Paced client** (`harness/paced_client.py`, same stack, on the load core with the upstream): N slots, each
+  opening its keep-alive connection at its own moment within one stream's length (the ramp), then
+  streaming one answer after the other for the ramp plus {window:g} s: N streams open throughout, their
+  tokens interleaved as independent users' are. Plans with more streams pace each one slower, so the
+  load core (client and upstream: about 45 µs of its CPU per event together) is never what limits.
+- **CPU per event**: utime+stime of the system's process tree over the whole run divided by the SSE events
+  the client received (role, tokens, finish, usage, `[DONE]`: {events} per stream), so per-request work is
+  included, spread over the stream's events. *sat.*: the system was busy ≥ 90% of its core in the measured
+  window; its reads coalesce (events/read above 1) and larger plans are skipped. Redis (everything on) is
+  apart, as `side_cpu_us_per_event` in results.json.
+- **TTFT added**: the client's time to first token minus the upstream's own (request arrival to first token),
+  per stream. **ITL added**: per consecutive pair of tokens, the gap between their arrivals at the client
+  minus the gap between their departures at the upstream. **Transit**: arrival minus departure of each
+  token. Latency counts tokens arriving after the ramp; the floor's figures are the machine's own noise
+  (client and upstream share a core with each other and with whatever else runs).
+- **RSS per stream**: the tree's peak RSS during the run minus its idle RSS, over N.
+- **Open-streams check**: {open_streams:,} streams at {open_tps:g} token/s ({open_tokens} tokens each), opened over
+  {open_ramp:g} s and all open at once (the upstream counts them: *most open at once*), on a freshly
+  started system whose connection cap (`GATEWAY_MAX_CONNECTIONS`, nginx `worker_connections`) is raised
+  to fit. A relayed stream holds two descriptors (client and upstream): the harness raises the
+  system's open-files limit to two per stream plus {reserve} where it may (a deployment sets it the same
+  way); where the hard limit cannot be raised (no `CAP_SYS_RESOURCE`), the check runs as many streams as
+  that limit leaves room for (*N of M asked*).
+"""
+
+
+def _paced_tables(doc: dict, render) -> list[tuple[str, str, str]]:
+    paced = doc.get("paced")
+    if not paced:
+        return []
+    derived = paced["derived"]
+    tables = []
+    if paced.get("systems"):
+        tables += [
+            ("Paced streams: relay cost per event",
+             "One worker per system. Each row is N concurrent streams at a model's pace, every token its own write "
+             "at the upstream. CPU per event of the system's process tree; × nginx: against nginx proxy_pass in the "
+             "same run; kernel: the share of that CPU spent in the kernel (socket reads and writes); TTFT and ITL "
+             "added: at the client against the upstream, per stream and per token pair; transit: per token, "
+             "departure at the upstream to arrival at the client (the floor row: the machine's own). *sat.*: the "
+             "system was busy ≥ 90% of its core in the measured window.", render(paced_report.paced_rows(paced, derived))),
+            ("Paced streams: the load side kept up",
+             "The client and the pacing upstream share the load core; their busy share and the upstream's timer "
+             "lag (ms steps: uvloop's clock) show whether they, not the system, set the pace.",
+             render(paced_report.load_rows(paced, derived))),
+        ]
+    if paced.get("open"):
+        tables.append(("Open streams on one worker",
+                       "Idle-ish streams all open at once on a freshly started system; KB per open stream: peak RSS "
+                       "minus idle RSS, over the streams.", render(paced_report.open_rows(paced))))
+    if paced.get("targets"):
+        tables.append(("Paced targets", "The goals of the paced-stream issue, for the gateway with everything on.",
+                       render(report.target_rows(paced["targets"]))))
+    return tables
+
+
 def _tables(doc: dict, rates: tuple[float, ...], render) -> list[tuple[str, str, str]]:
     """(title, caption, rendered table) for each table."""
     systems, derived = doc["systems"], doc["derived"]
+    if not systems:
+        return _paced_tables(doc, render)
     ttft_rate = float(doc["meta"]["settings"]["ttft_rate"])
     return [
         ("Throughput, CPU and memory",
@@ -57,7 +122,7 @@ def _tables(doc: dict, rates: tuple[float, ...], render) -> list[tuple[str, str,
          render(report.latency_rows(systems, derived, rates, ttft_rate))),
         ("Targets", "The goals of the performance issue, for the gateway with everything on and one worker.",
          render(report.target_rows(doc["targets"]))),
-    ]
+    ] + _paced_tables(doc, render)
 
 
 def headline(doc: dict) -> str:
@@ -103,12 +168,19 @@ def terminal(doc: dict, rates: tuple[float, ...]) -> str:
     for title, caption, table in _tables(doc, rates, report.text_table):
         out += ["", f"{title}: {caption}", "", table]
     out += ["", *_checks(doc)]
-    if headline(doc):
-        out += ["", headline(doc)]
-    for key, res in doc["systems"].items():
+    for line in (headline(doc), paced_report.headline(doc.get("paced", {}).get("derived", {}))):
+        if line:
+            out += ["", line]
+    for key, res in _all_results(doc):
         if res.get("error"):
             out.append(f"{key} FAILED: {res['error']}")
     return "\n".join(out)
+
+
+def _all_results(doc: dict) -> list[tuple[str, dict]]:
+    paced = doc.get("paced", {})
+    return ([(k, r) for k, r in doc["systems"].items()] + [(f"paced {k}", r) for k, r in paced.get("systems", {}).items()]
+            + [(f"open streams {k}", r) for k, r in paced.get("open", {}).items()])
 
 
 def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str:
@@ -125,23 +197,38 @@ def markdown(doc: dict, rates: tuple[float, ...], chart_name: str | None) -> str
         f"(load average at start {', '.join(map(str, m['load_average_at_start']))}).", "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
     ]
-    if headline(doc):
-        lines += [headline(doc), ""]
+    for line in (headline(doc), paced_report.headline(doc.get("paced", {}).get("derived", {}))):
+        if line:
+            lines += [line, ""]
+    paced_titles = {title for title, _, _ in _paced_tables(doc, report.md_table)}
     for title, caption, table in _tables(doc, rates, report.md_table):
+        if chart_name and title in paced_titles:  # the chart belongs to the standard phase's tables
+            lines += [f"![throughput and added latency per system]({chart_name})", ""]
+            chart_name = None
         lines += [f"## {title}", "", caption, "", table, ""]
     if chart_name:
         lines += [f"![throughput and added latency per system]({chart_name})", ""]
     checks = _checks(doc)
     if checks:
         lines += ["## What the 'everything on' gateway reported", "", *[f"- {c}" for c in checks], ""]
-    failed = [f"- {k}: {r['error']}" for k, r in doc["systems"].items() if r.get("error")]
+    failed = [f"- {k}: {r['error']}" for k, r in _all_results(doc) if r.get("error")]
     if failed:
         lines += ["## Systems that failed", "", *failed, ""]
     sut = m["usable_cores"][0] if m["usable_cores"] else 0
-    lines += ["## Method", "", METHOD.format(
-        nginx=v.get("nginx", "?"), connections=s["connections"], duration=s["duration"], warmup=s["warmup"],
-        rates=", ".join(f"{float(r):g}" for r in s["rates"].split(",")), latency_duration=s["latency_duration"],
-        ttft_rate=s["ttft_rate"], sut_core=sut, litellm=v.get("litellm", "(not in this run)"))]
+    lines += ["## Method", ""]
+    if doc["systems"]:
+        lines += [METHOD.format(
+            nginx=v.get("nginx", "?"), connections=s["connections"], duration=s["duration"], warmup=s["warmup"],
+            rates=", ".join(f"{float(r):g}" for r in s["rates"].split(",")), latency_duration=s["latency_duration"],
+            ttft_rate=s["ttft_rate"], sut_core=sut, litellm=v.get("litellm", "(not in this run)"))]
+    if doc.get("paced"):
+        c = doc["paced"]["config"]
+        first_tps = float(c["plan"][0].split("@")[1]) if c["plan"] else 1.0
+        lines += ["### Paced streams", "", PACED_METHOD.format(
+            tokens=c["tokens"], interval=f"{1000 / first_tps:g} ms at {first_tps:g} tokens/s",
+            ttft_ms=c["ttft_ms"], window=c["window_s"], events=c["tokens"] + 4, open_streams=c["open_streams"],
+            open_tps=c["open_tps"], open_tokens=c["open_tokens"], open_ramp=c["open_ramp_s"],
+            reserve=c.get("open_files_reserve", 600))]
     lines += ["Raw figures, every percentile and error count: `bench/out/results.json`; logs and configs of the "
               "run: `bench/out/run-*/`.", ""]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ def nginx_binary() -> str:
     return found
 
 
-def _common(prefix: Path, name: str, workers: int) -> str:
+def _common(prefix: Path, name: str, workers: int, connections: int = 16384) -> str:
     tmp = prefix / f"{name}-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     # As root the workers would drop to `nobody`; keep them as the invoking user so the temp dirs work.
@@ -35,7 +35,7 @@ def _common(prefix: Path, name: str, workers: int) -> str:
     return (
         f"{user}worker_processes {workers};\ndaemon off;\npid {prefix}/{name}.pid;\n"
         f"error_log {prefix}/{name}-error.log warn;\n"
-        "events { worker_connections 16384; multi_accept on; }\n"
+        f"events {{ worker_connections {connections}; multi_accept on; }}\n"
         "http {\n    access_log off;\n    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n"
         f"{temp_paths}"
     )
@@ -76,8 +76,9 @@ def mock_config(prefix: Path, port: int) -> str:
     )
 
 
-def proxy_config(prefix: Path, port: int, upstream_port: int, workers: int) -> str:
-    return _common(prefix, "proxy", workers) + (
+def proxy_config(prefix: Path, port: int, upstream_port: int, workers: int, connections: int = 16384) -> str:
+    """``connections``: per worker, counting both sides (a relayed stream holds two)."""
+    return _common(prefix, "proxy", workers, connections) + (
         f"    upstream mock {{ server 127.0.0.1:{upstream_port}; keepalive 256; keepalive_requests 10000000; }}\n"
         f"    server {{\n        listen 127.0.0.1:{port} backlog=4096;\n"
         "        location = /healthz { default_type text/plain; return 200 'ok'; }\n"
@@ -87,11 +88,11 @@ def proxy_config(prefix: Path, port: int, upstream_port: int, workers: int) -> s
     )
 
 
-def start(name: str, config: str, run_dir: Path, cpus: set[int] | None = None) -> Server:
+def start(name: str, config: str, run_dir: Path, cpus: set[int] | None = None, open_files: int | None = None) -> Server:
     conf = run_dir / f"{name}.conf"
     conf.write_text(config)
     argv = [*taskset(cpus), nginx_binary(), "-p", str(run_dir), "-c", str(conf), "-e", str(run_dir / f"{name}-error.log")]
-    return Server(name, argv, run_dir / f"{name}.log")
+    return Server(name, argv, run_dir / f"{name}.log", open_files=open_files)
 
 
 def version() -> str:

@@ -51,7 +51,7 @@ def _probe(target: Target, nonce: str) -> dict[str, str]:
         return {k.lower(): v for k, v in resp.headers.items()}
 
 
-def _settle(pids: Callable[[], list[int]], limit: float = 15.0) -> None:
+def settle(pids: Callable[[], list[int]], limit: float = 15.0) -> None:
     """Wait until the system is idle (under 5% of a core for 0.3 s): a load generator that stopped early
     can leave requests in flight whose work would otherwise be charged to the next measurement."""
     end = time.monotonic() + limit
@@ -67,7 +67,7 @@ def _saturated(pids: Callable[[], list[int]], server: procs.Server, target: Targ
     path, body = (target.sse_path, target.sse_body) if stream else (target.json_path, target.json_body)
     script = wrk.write_script(cfg.run_dir / f"wrk-{'sse' if stream else 'json'}-{target.port}.lua", path, body,
                               bodies.NONCE, target.headers)
-    _settle(pids)
+    settle(pids)
     before_pids = pids()
     cpu0, side0 = procs.cpu_seconds(before_pids), procs.cpu_seconds(side_pids)
     with procs.RssSampler(server) as rss:
@@ -93,7 +93,7 @@ def _openloop(pids: Callable[[], list[int]], target: Target, stream: bool, rate:
         "body_template": body, "headers": target.headers, "nonce_marker": bodies.NONCE,
         "run_nonce": f"{cfg.nonce}-{tag}", "warmup_requests": 20, "prewarm_connections": 8, "timeout": 30.0,
     }
-    _settle(pids)
+    settle(pids)
     cpu0 = procs.cpu_seconds(pids())
     out = subprocess.run([*procs.taskset(cfg.load_cpus), sys.executable, str(OPENLOOP), json.dumps(load)],
                          capture_output=True, text=True, timeout=cfg.latency_duration + 120)

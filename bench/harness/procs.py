@@ -7,7 +7,9 @@ the harness stops by that group's id (the id of the process it started), never b
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -56,6 +58,16 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / _TICKS
 
 
+def system_seconds(pids: Iterable[int]) -> float:
+    """The kernel's share of ``cpu_seconds``: system CPU time of these processes, in seconds."""
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            total += int(fields[12])
+    return total / _TICKS
+
+
 def rss_bytes(pids: Iterable[int]) -> int:
     """Resident set size summed over the processes (pages shared between forked workers count in each)."""
     total = 0
@@ -83,6 +95,36 @@ def pin(pids: Iterable[int], cpus: set[int] | None) -> None:
                 pass
 
 
+def file_limit(wanted: int) -> int:
+    """The open-files limit a server started with ``open_files=wanted`` gets: ``wanted`` if the hard limit
+    allows it or can be raised that far (root with CAP_SYS_RESOURCE: tried on this process), else the
+    hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
+        return wanted
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
+    except (OSError, ValueError):
+        return hard
+    return wanted
+
+
+def _set_file_limit(wanted: int) -> None:
+    """In the child, before exec: both limits to ``wanted``, or the soft one to the hard one."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+    except (OSError, ValueError):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def taskset(cpus: set[int] | None) -> list[str]:
     """Command prefix that runs a program on ``cpus``."""
     return ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
@@ -92,13 +134,15 @@ class Server:
     """A server process started by the harness, with its output in ``log``."""
 
     def __init__(self, name: str, argv: Sequence[str], log: Path, env: dict[str, str | None] | None = None,
-                 cwd: Path | None = None) -> None:
-        """``env`` adds to the harness's environment; a ``None`` value removes that variable."""
+                 cwd: Path | None = None, open_files: int | None = None) -> None:
+        """``env`` adds to the harness's environment; a ``None`` value removes that variable.
+        ``open_files``: the process's limit on open files (see ``file_limit``)."""
         self.name, self.log = name, log
         full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+        limit = None if open_files is None else lambda: _set_file_limit(open_files)
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(list(argv), env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=limit)
 
     @property
     def pid(self) -> int:

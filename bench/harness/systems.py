@@ -23,10 +23,13 @@ API_KEY = "sk-bench-support"
 LITELLM_MASTER_KEY = "sk-bench-litellm-5f0c8a3e9b7d41c6a2e8f1d4b6c9a7e3d2f5b8c1a4e7d0f3b6a9c2e5f8d1b4a7"
 """LiteLLM refuses to start without a master key; its clients send this one instead."""
 
-KINDS = ("floor", "nginx", "gateway-minimal", "gateway-everything", "litellm")
+KINDS = ("floor", "nginx", "pypipe", "gateway-minimal", "gateway-everything", "litellm")
+PACED_ONLY = ("pypipe",)
+"""Kinds measured in the paced-stream phase only (the standard phase has the floor and nginx for this)."""
 LABELS = {
     "floor": "floor: wrk → mock (no proxy)",
     "nginx": "nginx proxy_pass (C reference)",
+    "pypipe": "uvloop TCP pipe (Python reference)",
     "gateway-minimal": "gateway, minimal policy",
     "gateway-everything": "gateway, everything on",
     "litellm": "LiteLLM proxy",
@@ -61,7 +64,7 @@ class System:
     def target(self, port: int) -> Target:
         key = LITELLM_MASTER_KEY if self.kind == "litellm" else API_KEY
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        if self.kind in ("floor", "nginx"):
+        if self.kind in ("floor", "nginx", "pypipe"):
             # Path-based: the mock (and a pass-through in front of it) pick the answer by path.
             return Target(port, nginx.JSON_PATH, nginx.SSE_PATH, bodies.request_body(bodies.JSON_MODEL, False).decode(),
                           bodies.request_body(bodies.JSON_MODEL, True).decode(), headers)
@@ -79,6 +82,11 @@ class Context:
     redis_url: str
     sut_cpus: set[int] | None
     litellm_bin: Path | None = None
+    open_files: int | None = None
+    """The open-files limit of the system's processes (``None``: inherited)."""
+    max_connections: int | None = None
+    """Client connections the system must accept (raises the gateway's cap and nginx's
+    ``worker_connections`` above their defaults when set)."""
 
     @property
     def upstream(self) -> str:
@@ -88,8 +96,18 @@ class Context:
 def start(system: System, ctx: Context, port: int) -> tuple[Server, str]:
     """Start the system; return it and the URL that tells it is ready."""
     if system.kind == "nginx":
-        config = nginx.proxy_config(ctx.run_dir, port, ctx.mock_port, system.workers)
-        return nginx.start("proxy", config, ctx.run_dir, ctx.sut_cpus), f"http://127.0.0.1:{port}/healthz"
+        # A relayed stream holds two connections; leave room for the upstream's keep-alive pool.
+        connections = max(16384, 2 * (ctx.max_connections or 0) + 1024)
+        if ctx.open_files:
+            connections = min(connections, ctx.open_files)  # more than it may open only makes nginx warn
+        config = nginx.proxy_config(ctx.run_dir, port, ctx.mock_port, system.workers, connections)
+        return (nginx.start("proxy", config, ctx.run_dir, ctx.sut_cpus, ctx.open_files),
+                f"http://127.0.0.1:{port}/healthz")
+    if system.kind == "pypipe":
+        argv = [*taskset(ctx.sut_cpus), sys.executable, str(BENCH / "harness" / "tcp_pipe.py"), str(port),
+                str(ctx.mock_port)]
+        return (Server(system.key, argv, ctx.run_dir / f"{system.key}.log", open_files=ctx.open_files),
+                f"http://127.0.0.1:{port}/healthz")
     if system.kind.startswith("gateway-"):
         return _gateway(system, ctx, port), f"http://127.0.0.1:{port}/healthz"
     if system.kind == "litellm":
@@ -97,8 +115,13 @@ def start(system: System, ctx: Context, port: int) -> tuple[Server, str]:
     raise ValueError(f"{system.kind} is not started by the harness")
 
 
-def _gateway(system: System, ctx: Context, port: int) -> Server:
-    policy = "minimal" if system.kind == "gateway-minimal" else "everything"
+def gateway_policy(kind: str) -> Path:
+    return BENCH / "policies" / f"{'minimal' if kind == 'gateway-minimal' else 'everything'}.yaml"
+
+
+def gateway_env(kind: str, ctx: Context) -> dict[str, str | None]:
+    """The gateway's environment for ``kind`` (``gateway-minimal`` or ``gateway-everything``)."""
+    policy = "minimal" if kind == "gateway-minimal" else "everything"
     env: dict[str, str | None] = {"BENCH_UPSTREAM": ctx.upstream, "GATEWAY_LOG_LEVEL": "warning",
                                   "PYTHONUNBUFFERED": "1"}
     for name in os.environ:
@@ -109,10 +132,17 @@ def _gateway(system: System, ctx: Context, port: int) -> Server:
     else:
         env["GATEWAY_REDIS_URL"] = ctx.redis_url
         env["GATEWAY_ACCESS_LOG"] = "true"
+    if ctx.max_connections:
+        env["GATEWAY_MAX_CONNECTIONS"] = str(ctx.max_connections + 1024)
+    return env
+
+
+def _gateway(system: System, ctx: Context, port: int) -> Server:
     gateway = Path(sys.executable).parent / "gateway"
-    argv = [*taskset(ctx.sut_cpus), str(gateway), "serve", "--policy", str(BENCH / "policies" / f"{policy}.yaml"),
+    argv = [*taskset(ctx.sut_cpus), str(gateway), "serve", "--policy", str(gateway_policy(system.kind)),
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(system.workers)]
-    return Server(system.key, argv, ctx.run_dir / f"{system.key}.log", env=env, cwd=ctx.run_dir)
+    return Server(system.key, argv, ctx.run_dir / f"{system.key}.log", env=gateway_env(system.kind, ctx),
+                  cwd=ctx.run_dir, open_files=ctx.open_files)
 
 
 def _litellm(system: System, ctx: Context, port: int) -> Server:
@@ -130,4 +160,4 @@ def _litellm(system: System, ctx: Context, port: int) -> Server:
     argv = [*taskset(ctx.sut_cpus), str(ctx.litellm_bin), "--config", str(config), "--host", "127.0.0.1",
             "--port", str(port), "--num_workers", str(system.workers)]
     return Server(system.key, argv, ctx.run_dir / f"{system.key}.log", env={**env, "HOME": os.environ.get("HOME", "/root")},
-                  cwd=ctx.run_dir)
+                  cwd=ctx.run_dir, open_files=ctx.open_files)

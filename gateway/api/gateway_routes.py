@@ -1,4 +1,5 @@
-"""The gateway's own API: explain a routing decision without calling any upstream, reload the policy."""
+"""The gateway's own API: explain a routing decision without calling any upstream, reload the policy, read
+spend and shadow evaluation results."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from gateway.core.types import Endpoint
 from gateway.pipeline.call import Call, request_id_from
 from gateway.pipeline.dialects import DIALECTS
 from gateway.pipeline.service import ProxyService
+from gateway.shadow.report import shadow_report
+from gateway.state.spend import NANOS_PER_USD
 
 router = APIRouter(prefix="/v1/gateway")
 
@@ -48,7 +51,27 @@ async def reload(request: Request) -> Response:
 async def spend(request: Request, period: str = "day", date: str | None = None) -> dict[str, object]:
     """Spend per key, team and deployment for a UTC day (YYYYMMDD) or month (YYYYMM). Admin keys only."""
     service: ProxyService = request.app.state.proxy
+    _check_period(period)
+    report = await service.state.spend.report(period, date)  # type: ignore[arg-type]
+    shadows = await service.state.shadows.report(period, report.date)  # type: ignore[arg-type]
+    return {**report.to_dict(), "shadow": {dep: n / NANOS_PER_USD for dep, n in shadows.spend.items()}}
+
+
+@router.get("/shadow", dependencies=[Depends(admin_only)])
+async def shadow(request: Request, model: str | None = None, period: str = "day",
+                 date: str | None = None) -> dict[str, object]:
+    """Shadow evaluation per (model, primary, shadow) pair for a UTC day (YYYYMMDD) or month (YYYYMM), every
+    replica together: agreement, similarity, latency and cost ratios. Admin keys only."""
+    service: ProxyService = request.app.state.proxy
+    _check_period(period)
+    policy = service.runtime.snapshot.policy
+    if model is not None and policy.resolve_model(model) is None:
+        raise InvalidRequest(f"The policy has no model `{model}`.", param="model")
+    name = policy.resolve_model(model) if model is not None else None
+    tally = await service.state.shadows.report(period, date)  # type: ignore[arg-type]
+    return shadow_report(tally, model=name, budget_daily_usd=policy.defaults.shadow.daily_budget_usd)
+
+
+def _check_period(period: str) -> None:
     if period not in ("day", "month"):
         raise InvalidRequest("period must be `day` or `month`.", param="period")
-    report = await service.state.spend.report(period, date)  # type: ignore[arg-type]
-    return report.to_dict()

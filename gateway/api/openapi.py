@@ -75,6 +75,9 @@ _OPERATIONS: dict[tuple[str, str], _Operation] = {
     ("get", "/v1/gateway/spend"): _Operation(
         "Spend per key, team and deployment for a UTC day or month (admin keys)", m.SpendAnswer,
         (400, 401, 403, 500, 503)),
+    ("get", "/v1/gateway/shadow"): _Operation(
+        "Shadow evaluation per model, primary and shadow deployment for a UTC day or month (admin keys)",
+        m.ShadowAnswer, (400, 401, 403, 500, 503)),
     ("get", "/healthz"): _Operation("Liveness: the process answers", None, (), text="application/json"),
     ("get", "/readyz"): _Operation("Readiness: a policy is loaded and the process is not draining", m.ReadyAnswer, ()),
     ("get", "/metrics"): _Operation("Prometheus metrics (a bearer key when GATEWAY_METRICS_KEY is set)", None,
@@ -132,7 +135,7 @@ def _models() -> list[type[BaseModel]]:
     return [m.ErrorEnvelope, m.AnthropicErrorEnvelope, m.MessagesRequest, m.MessagesAnswer, m.CountTokensRequest,
             m.CountTokensAnswer, m.ResponsesRequest, m.ResponsesAnswer, m.ChatCompletionRequest, m.CompletionRequest, m.EmbeddingRequest, m.ChatCompletion,
             m.Completion, m.EmbeddingList, m.ModelList, m.ModelCard, m.ExplainAnswer, m.ReloadAnswer, m.SpendAnswer,
-            m.ReadyAnswer]
+            m.ShadowPair, m.ShadowAnswer, m.ReadyAnswer]
 
 
 _DESCRIPTION = """An OpenAI-compatible model-routing gateway. Point an OpenAI SDK's `base_url` here: each

@@ -235,6 +235,55 @@ class SpendAnswer(BaseModel):
     key: dict[str, float]
     team: dict[str, float]
     deployment: dict[str, float]
+    shadow: dict[str, float] = Field(description="Shadow evaluation, per deployment (shadow calls, similarity "
+                                     "embeddings): never charged to a key or team.")
+
+
+class ShadowPair(BaseModel):
+    """One (model, primary, shadow) pair's evidence. A rate with nothing to count is null (no evidence)."""
+
+    model: str
+    primary: str
+    shadow: str
+    requests: int = Field(description="Sampled requests whose primary answered: compared + failed + dropped.")
+    compared: int
+    failed: int = Field(description="The shadow call failed (`failures` by error kind).")
+    dropped: int = Field(description="Never sent (`drops` by reason: saturated, breaker_open, budget, queue_full, "
+                         "same_deployment, rule_requirement, ...).")
+    drops: dict[str, int]
+    failures: dict[str, int]
+    tool_call_requests: int
+    tool_call_agreement: float | None = Field(description="Share of compared requests with tools whose answers "
+                                              "called the same functions with equal (as JSON) arguments.")
+    json_requests: int
+    json_agreement: float | None = Field(description="Share of compared JSON requests where the shadow's answer "
+                                         "was valid (against the request's schema) and equal as JSON.")
+    json_valid_primary: float | None
+    json_valid_shadow: float | None
+    text_requests: int
+    text_similarity_mean: float | None = Field(description="Mean token-F1 (or embedding cosine) of text answers.")
+    length_ratio_mean: float | None = Field(description="Mean tokens of the shadow's text per token of the primary's.")
+    refusal_rate_primary: float | None
+    refusal_rate_shadow: float | None
+    latency_ratio: float | None = Field(description="The shadow's total time over the primary's (ratio of sums).")
+    primary_latency_ms_mean: float | None
+    shadow_latency_ms_mean: float | None
+    primary_ttft_ms_mean: float | None = Field(description="Streams only; shadows are called non-streamed.")
+    cost_ratio: float | None = Field(description="What the shadow's answers cost over what the primary's cost.")
+    primary_cost_usd: float
+    shadow_cost_usd: float
+
+
+class ShadowAnswer(BaseModel):
+    """Shadow evaluation for a UTC day or month, every replica together."""
+
+    period: Literal["day", "month"]
+    date: str = Field(description="YYYYMMDD or YYYYMM.")
+    model: str | None = Field(description="The model asked for (all models when absent).")
+    pairs: list[ShadowPair]
+    spend_usd: dict[str, float] = Field(description="What shadow work cost, per deployment.")
+    spend_total_usd: float
+    daily_budget_usd: float | None
 
 
 class ReadyAnswer(BaseModel):

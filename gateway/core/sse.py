@@ -43,6 +43,11 @@ class SSEEvent:
 
     def _parse(self) -> tuple[str | None, bytes | None, str | None]:
         if self._fields is None:
+            raw = self.raw
+            # The common event, one ``data: ...`` line: read without splitting lines (per event, this counts).
+            if raw.startswith(b"data: ") and raw.endswith(b"\n\n") and raw.count(b"\n") == 2 and b"\r" not in raw:
+                self._fields = (None, raw[6:-2], None)
+                return self._fields
             event: str | None = None
             data: list[bytes] = []
             ident: str | None = None

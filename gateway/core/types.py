@@ -131,6 +131,31 @@ class CacheDirective:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowPlan:
+    """Whether a request is also sent to a shadow deployment once its primary has answered, and where.
+
+    The engine decides; the shadow runner carries it out (and may still drop it: saturated, breaker open,
+    over the shadow budget, queue full). The client never sees any of it.
+    """
+
+    deployment: str
+    sample: float
+    sampled: bool
+    """The request id's hash fell within the sample."""
+    skipped: str | None = None
+    """Why a sampled request is nevertheless not shadowed: ``rule_requirement`` (the shadow does not meet the
+    request's hard requirements), ``endpoint_unsupported``, ``capability_missing``, ``context_too_small``,
+    ``not_compared`` (embeddings)."""
+    detail: str = ""
+    set_by: str = "model"
+    """``model`` (the model's own ``shadow``) or the name of the rule that set it."""
+
+    @property
+    def shadowed(self) -> bool:
+        return self.sampled and self.skipped is None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The routing engine's answer for one request.
 
@@ -153,6 +178,8 @@ class Decision:
     denied: str | None = None
     spilled: tuple[str, ...] = ()
     """Deployments that would have been the primary but for their server's queue (load-aware routing)."""
+    shadow: ShadowPlan | None = None
+    """Shadow evaluation of this request, when its model or a rule names a shadow (and no rule turned it off)."""
 
     @property
     def primary(self) -> Target | None:

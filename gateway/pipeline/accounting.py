@@ -113,6 +113,8 @@ def _log_entry(call: Call, o: Outcome, execution: Execution | None, served_by: s
     if decision is not None:
         entry["targets"] = [t.deployment for t in decision.targets]
         entry["dropped"] = [f"{d.deployment}:{d.reason}" for d in decision.dropped]
+        if decision.shadow is not None and decision.shadow.sampled:
+            entry["shadow"] = decision.shadow.deployment  # what became of it: the shadow's own line
     if o.usage is not None:
         entry.update(prompt_tokens=o.usage.prompt_tokens, completion_tokens=o.usage.completion_tokens,
                      cost_usd=round(o.cost_usd, 8))

@@ -23,12 +23,14 @@ from gateway.pipeline.auth import authenticate, credentials
 from gateway.pipeline.call import Call, request_id_from
 from gateway.pipeline.dialects import Dialect, Inbound, MessagesDialect
 from gateway.pipeline.responses import AccountedResponse, SSEResponse
+from gateway.pipeline.shadow_handoff import hand_off, wants_answer
 from gateway.pipeline.stream_meters import meter_for
 from gateway.pipeline.stream_relay import CachedStream, StreamRelay
 from gateway.routing.engine import decide
 from gateway.routing.executor import Execution
 from gateway.routing.no_route import no_route_error
 from gateway.routing.runtime import Runtime
+from gateway.shadow.runner import ShadowRunner
 from gateway.state import CacheEntry, StateService, StreamCapture, stream_from_completion
 
 _CHAT_SHAPED = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
@@ -36,8 +38,9 @@ _CHAT_SHAPED = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
 
 class ProxyService:
     def __init__(self, runtime: Runtime, state: StateService, admission: Admission, accounting: Accounting,
-                 admin_key: str | None = None) -> None:
+                 admin_key: str | None = None, shadows: ShadowRunner | None = None) -> None:
         self.runtime = runtime
+        self.shadows = shadows
         self.state = state
         self.admission = admission
         self.accounting = accounting
@@ -117,13 +120,16 @@ class ProxyService:
         cacheable = call.plan is not None and call.plan.write and sent.endpoint in _CHAT_SHAPED
         lease = execution.stream
         if lease is not None:
-            capture = StreamCapture() if cacheable else None
+            capture = StreamCapture() if cacheable or wants_answer(self.shadows, call) else None
 
             def ended(relay: StreamRelay, outcome: str, usage: Usage) -> None:
                 self.accounting.finish(call, outcome, execution=execution, usage=usage, error=relay.error,
                                        ttft=relay.ttft)
-                if relay.ok and capture is not None:
-                    self.accounting.cache_fill(call, execution.deployment, capture.completion())
+                if relay.ok:
+                    if cacheable and capture is not None:
+                        self.accounting.cache_fill(call, execution.deployment, capture.completion())
+                    hand_off(self.shadows, call, dialect, inbound, execution, usage=usage, ttft=relay.ttft,
+                             events=capture.events() if capture is not None else None, streamed=True)
 
             relay = StreamRelay(
                 call, lease, meter_for(sent.endpoint, hidden_usage=dialect.hidden_usage(inbound)),
@@ -139,6 +145,8 @@ class ProxyService:
             self.accounting.finish(call, "ok", execution=execution, usage=reply.usage)
             if cacheable:
                 self.accounting.cache_fill(call, execution.deployment, reply.parsed)
+            hand_off(self.shadows, call, dialect, inbound, execution, usage=reply.usage,
+                     body=reply.parsed if reply.parsed is not None else reply.body, size=len(reply.body))
 
         return AccountedResponse(body, headers, on_done=done)
 

@@ -53,6 +53,10 @@ class Meter(ABC):
     def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
         """The event's JSON payload (``None`` when it has none), and whether to keep it for the client."""
 
+    def passes(self, event: SSEEvent) -> bool:
+        """For a passed-through stream: note what ``event`` says; whether the client gets it."""
+        return self.observe(event)[1]
+
     def _add(self, pieces: list[str]) -> None:
         if pieces:
             self._pieces += pieces
@@ -68,9 +72,42 @@ class Meter(ABC):
 
 
 class ChatMeter(Meter):
-    """OpenAI chat completion chunks and legacy completion chunks."""
+    """OpenAI chat completion chunks and legacy completion chunks.
 
-    __slots__ = ()
+    ``observe`` parses every event (a translator needs each chunk as a dict). ``passes`` is what a
+    passed-through stream pays per event: only an event that can change what the gateway knows — one
+    carrying usage, or a finish reason — is parsed; the others are kept as they are and parsed only if
+    the upstream never reports usage and the gateway has to count the text itself (``charged``).
+    """
+
+    __slots__ = ("_unread",)
+
+    def __init__(self, *, hidden_usage: bool = False) -> None:
+        super().__init__(hidden_usage=hidden_usage)
+        self._unread: list[bytes] = []
+
+    def passes(self, event: SSEEvent) -> bool:
+        """Note what ``event`` says; whether the client gets it."""
+        data = event.data
+        if data is None or data[:1] != b"{":
+            return True
+        if b'"usage":' in data or (b'"finish_reason":' in data and b'"finish_reason":null' not in data
+                                  and b'"finish_reason": null' not in data):
+            return self.observe(event)[1]
+        self._unread.append(data)
+        return True
+
+    def charged(self, prompt_estimate: int) -> Usage:
+        if self.usage is None and self._unread:
+            unread, self._unread = self._unread, []
+            for data in unread:
+                try:
+                    payload = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(payload, dict) and isinstance(payload.get("choices"), list):
+                    self._count(payload["choices"])
+        return super().charged(prompt_estimate)
 
     def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
         payload = _payload(event)

@@ -116,9 +116,9 @@ class StreamRelay:
                 if payload is not None:
                     out.append(renderer.feed(payload))
             return b"".join(out)
+        passes = self.meter.passes
         for event in events:
-            _, keep = self.meter.observe(event)
-            if not keep:
+            if not passes(event):
                 item = item.replace(event.raw, b"", 1)
         return item
 

@@ -216,6 +216,19 @@ class Deployment(_Strict):
         return None if value == "" else value
 
 
+class ShadowTarget(_Strict):
+    """A deployment that also answers a sample of requests, after the primary and off the request path, so
+    the two answers can be compared (`GET /v1/gateway/shadow`, the `gateway_shadow_*` metrics). The client
+    never waits for, sees or pays for the shadow's answer; see docs/operations.md, "Shadow evaluation"."""
+
+    deployment: str = Field(description="The deployment that answers in the shadow. It must serve every API the "
+                            "model's deployments serve (natively, or `messages` and `responses` through `chat`); "
+                            "a request's hard requirements (`require`) apply to it as to any target.")
+    sample: float = Field(gt=0, le=1, description="Share of requests shadowed, 0 < sample ≤ 1. Chosen by a hash "
+                          "of the request id: the same id is always shadowed or never (a client that sets "
+                          "`x-request-id` chooses; the shadow budget bounds what that can cost).")
+
+
 class ModelRoute(_Strict):
     """A model name clients may ask for, and the deployments that may serve it."""
 
@@ -232,6 +245,10 @@ class ModelRoute(_Strict):
         "(`claude-sonnet-4-*`, `*haiku*`). Exact names (model names and exact aliases) are matched first, then "
         "patterns in the order the models are listed; rules, team model lists and metrics see the model's own name. "
         "Exact aliases are listed in `/v1/models`.",
+    )
+    shadow: ShadowTarget | None = Field(
+        default=None, description="Shadow a sample of this model's requests to another deployment and compare the "
+        "answers (a rule's `shadow` wins over this).",
     )
 
 
@@ -295,6 +312,28 @@ class Rule(_Strict):
     fallback_outside_required: bool | None = Field(default=None, description="Fallbacks may leave the required set (never by default).")
     cache: CacheSettings | None = Field(default=None, description="Cache settings for matching requests.")
     expected_output_tokens: int | None = Field(default=None, ge=1, description="Assumed output length for cost and latency estimates.")
+    shadow: ShadowTarget | Literal[False] | None = Field(
+        default=None, description="Shadow matching requests to this deployment instead of the model's own shadow; "
+        "`false`: never shadow them.",
+    )
+
+
+class ShadowSettings(_Strict):
+    """Policy-wide settings of shadow evaluation (the shadows themselves are set per model or rule)."""
+
+    daily_budget_usd: float | None = Field(
+        default=None, gt=0, description="USD per UTC day that shadow calls (and the similarity embeddings) may cost "
+        "together, across every replica; once spent, shadows are dropped (reason `budget`) until the next day.",
+    )
+    embedding_deployment: str | None = Field(
+        default=None, description="A deployment serving `embeddings`: text answers are then compared by the cosine "
+        "of their embeddings instead of token F1. Its cost counts as shadow spend.",
+    )
+    max_in_flight: int = Field(default=4, ge=1, description="Shadow calls under way at once, per process.")
+    max_queued: int = Field(
+        default=64, ge=0, description="Shadows waiting for a free place, per process; beyond it they are dropped "
+        "(reason `queue_full`).",
+    )
 
 
 class Defaults(_Strict):
@@ -315,6 +354,7 @@ class Defaults(_Strict):
     data_class_header: str = Field(default="x-data-class", description="Request header declaring the data class (it can raise the team's default, never lower it).")
     rate_limit_failure: Literal["open", "closed"] = Field(default="open", description="When shared state is unreachable: admit (open) or refuse (closed).")
     egress: Egress = Field(default_factory=Egress, description="Proxy and TLS settings of every deployment that does not set its own.")
+    shadow: ShadowSettings = Field(default_factory=ShadowSettings, description="Shadow evaluation: its daily budget, similarity embeddings, bounds.")
 
 
 class GoldenCase(_Strict):
@@ -412,10 +452,42 @@ class Policy(_Strict):
             if rule.name in seen:
                 errors.append(f"rules.{i}.name: duplicate rule name {rule.name!r}")
             seen.add(rule.name)
+        errors += self._check_shadows()
         errors += self._index_model_names()
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def _check_shadows(self) -> list[str]:
+        """Shadow deployments exist and can take what the model's deployments take."""
+        errors: list[str] = []
+        for name, route in self.models.items():
+            shadow = route.shadow
+            if shadow is None or shadow.deployment not in self.deployments:
+                if shadow is not None:
+                    errors.append(f"models.{name}.shadow.deployment: unknown deployment {shadow.deployment!r}")
+                continue
+            target = self.deployments[shadow.deployment]
+            apis = {api for dep in route.deployments if dep in self.deployments for api in self.deployments[dep].endpoints}
+            compared = apis - {"embeddings"}
+            if not compared:
+                errors.append(f"models.{name}.shadow: the model only serves embeddings, and embeddings of two models "
+                              "cannot be compared")
+            missing = sorted(api for api in compared if not serves_api(target, api))
+            if missing:
+                errors.append(f"models.{name}.shadow.deployment: {shadow.deployment!r} does not serve "
+                              f"{', '.join(missing)}, which the model's deployments serve")
+        for i, rule in enumerate(self.rules):
+            if isinstance(rule.shadow, ShadowTarget) and rule.shadow.deployment not in self.deployments:
+                errors.append(f"rules.{i}.shadow.deployment: unknown deployment {rule.shadow.deployment!r}")
+        embedder = self.defaults.shadow.embedding_deployment
+        if embedder is not None:
+            if embedder not in self.deployments:
+                errors.append(f"defaults.shadow.embedding_deployment: unknown deployment {embedder!r}")
+            elif "embeddings" not in self.deployments[embedder].endpoints:
+                errors.append(f"defaults.shadow.embedding_deployment: {embedder!r} does not serve embeddings "
+                              "(add `embeddings` to its `endpoints`)")
+        return errors
 
     def _index_model_names(self) -> list[str]:
         errors: list[str] = []
@@ -432,6 +504,11 @@ class Policy(_Strict):
         self._exact_names = exact
         self._name_patterns = tuple(patterns)
         return errors
+
+
+def serves_api(dep: Deployment, api: str) -> bool:
+    """Whether ``dep`` takes requests of ``api``: natively, or Messages and Responses translated to chat."""
+    return api in dep.endpoints or (api in ("messages", "responses") and "chat" in dep.endpoints)
 
 
 def is_name_pattern(name: str) -> bool:

@@ -35,6 +35,8 @@ from gateway.policy.models import (
     RateLimit,
     RetrySettings,
     Rule,
+    ShadowSettings,
+    ShadowTarget,
     Team,
     TimeoutSettings,
 )
@@ -42,6 +44,7 @@ from gateway.policy.models import (
 SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Policy (top level)", Policy, ""),
     ("defaults", Defaults, "Policy-wide settings."),
+    ("defaults.shadow", ShadowSettings, ""),
     ("deployments.<name>", Deployment, "One upstream. The key is the deployment's name."),
     ("deployments.<name>.price", Price, ""),
     ("deployments.<name>.timeouts", TimeoutSettings, ""),
@@ -53,6 +56,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("deployments.<name>.connections", ConnectionPool, ""),
     ("deployments.<name>.load_source", LoadSource, "See docs/load-aware-routing.md."),
     ("models.<name>", ModelRoute, "A name clients may put in `model`."),
+    ("models.<name>.shadow", ShadowTarget, ""),
     ("teams.<name>", Team, ""),
     ("keys[]", ApiKey, ""),
     ("rate_limit", RateLimit, "Used by teams and keys."),

@@ -93,6 +93,9 @@ def check_references(data: dict[str, Any]) -> list[Finding]:
     reference = data.get("reference_model")
     if isinstance(reference, str):
         findings += _resolve(("reference_model",), reference, names.deployments, "deployment")
+    embedder = _mapping(_mapping(data.get("defaults")).get("shadow")).get("embedding_deployment")
+    if isinstance(embedder, str):
+        findings += _resolve(("defaults", "shadow", "embedding_deployment"), embedder, names.deployments, "deployment")
     return findings
 
 
@@ -108,6 +111,8 @@ def _model_findings(data: dict[str, Any], names: _Names) -> Iterator[Finding]:
     for alias, route in _mapping(data.get("models")).items():
         for i, dep in enumerate(_items(_mapping(route).get("deployments"))):
             yield from _resolve(("models", str(alias), "deployments", str(i)), dep, names.deployments, "deployment")
+        shadow = _mapping(_mapping(route).get("shadow")).get("deployment")
+        yield from _resolve(("models", str(alias), "shadow", "deployment"), shadow, names.deployments, "deployment")
 
 
 def _team_and_key_findings(data: dict[str, Any], names: _Names) -> Iterator[Finding]:
@@ -126,6 +131,8 @@ def _rule_findings(path: PathKey, rule: dict[str, Any], names: _Names) -> Iterat
     when = rule.get("when")
     if isinstance(when, dict):
         yield from _condition_findings((*path, "when"), when, names)
+    shadow = _mapping(rule.get("shadow")).get("deployment")
+    yield from _resolve((*path, "shadow", "deployment"), shadow, names.deployments, "deployment")
     require = rule.get("require")
     if isinstance(require, dict):
         for field, known, what in (("deployments", names.deployments, "deployment"),

@@ -21,13 +21,15 @@ golden cases of ``gateway policy test`` and the explain endpoint trustworthy. St
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from gateway.core.errors import ModelNotFound, PermissionDenied
-from gateway.core.types import CacheDirective, Decision, Dropped, RequestFacts, Target
+from gateway.core.types import CacheDirective, Decision, Dropped, Endpoint, RequestFacts, ShadowPlan, Target
 from gateway.policy.conditions import Requirement
-from gateway.policy.models import CacheSettings, Deployment, Objective, Policy
+from gateway.policy.models import CacheSettings, Deployment, ModelRoute, Objective, Policy, ShadowTarget
 from gateway.policy.prices import request_cost
 from gateway.routing.conditions import matches, unmet_requirement
 from gateway.routing.queueing import queue_wait_ms
@@ -56,6 +58,8 @@ class _Effects:
     cache: CacheSettings | None = None
     expected_output: int | None = None
     deciding_rule: str | None = None
+    shadow: ShadowTarget | Literal[False] | None = None
+    shadow_rule: str | None = None
 
 
 def decide(
@@ -125,6 +129,7 @@ def decide(
         targets=targets, dropped=tuple(dropped), rule=fx.deciding_rule or "default",
         objective=_objective_name(objective), max_price_usd=fx.max_price_usd, latency_slo_ms=fx.latency_slo_ms,
         required=_required(fx.require), spilled=_spilled(kept, ranked, queued, objective, fx.latency_slo_ms),
+        shadow=_shadow_plan(facts, policy, route, fx, decision_id),
     )
 
 
@@ -149,7 +154,40 @@ def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[s
         ):
             if theirs is not None and getattr(fx, mine) is None:
                 setattr(fx, mine, theirs)
+        if rule.shadow is not None and fx.shadow is None:
+            fx.shadow, fx.shadow_rule = rule.shadow, rule.name
     return fx, tuple(fired)
+
+
+def _shadow_plan(facts: RequestFacts, policy: Policy, route: ModelRoute, fx: _Effects,
+                 decision_id: str) -> ShadowPlan | None:
+    """Whether this request is shadowed, and where: sampled by a hash of its id, then held to the same hard
+    requirements and technical fit as any target (a confidential request is never shadowed to a vendor
+    when a rule requires self-hosting for it). Fallbacks may leave the required set; a shadow never does."""
+    target = fx.shadow if fx.shadow is not None else route.shadow
+    if not isinstance(target, ShadowTarget):
+        return None  # no shadow, or a rule turned it off
+    set_by = fx.shadow_rule if fx.shadow is not None and fx.shadow_rule else "model"
+    plan = ShadowPlan(target.deployment, target.sample, in_sample(decision_id, target.sample), set_by=set_by)
+    if not plan.sampled:
+        return plan
+    dep = policy.deployments[target.deployment]
+    reason = ("not_compared", "embeddings are not compared") if facts.endpoint is Endpoint.EMBEDDINGS else None
+    reason = reason or _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
+    if reason is None and fx.require is not None:
+        unmet = unmet_requirement(fx.require, dep)
+        if unmet is not None:
+            reason = ("rule_requirement", unmet)
+    return plan if reason is None else replace(plan, skipped=reason[0], detail=reason[1])
+
+
+def in_sample(request_id: str, sample: float) -> bool:
+    """Whether a request id falls within a sample: its hash, read as a fraction of 2**64, is below ``sample``.
+    The same id always gives the same answer, in every process (unlike Python's salted ``hash``)."""
+    if sample >= 1:
+        return True
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < sample * 2**64
 
 
 def _technical_fit(dep: Deployment, facts: RequestFacts, margin: float) -> tuple[str, str] | None:

@@ -7,6 +7,10 @@ as warnings: the policy loads and routes, but probably not as its author meant.
 - a requirement no deployment of any model the rule applies to meets (the rule refuses all it matches);
 - a ``reference_model`` that is not a vendor deployment (the savings baseline means nothing).
 
+And notes on shadows: a shadow deployment that is also one of the model's own (the requests it answers
+itself are not shadowed), and a self-hosted shadow deployment without ``max_concurrency`` or a
+``load_source`` (the gateway cannot tell when its server is busy, so shadows may queue there).
+
 Names that do not resolve are errors (``policy.references``). A model that cannot serve some requests
 because of a rule ("confidential data never goes to gpt-4o-mini") is what policies are for: that is
 reported as a note, not a warning.
@@ -44,6 +48,7 @@ def lint(policy: Policy) -> list[Finding]:
         findings += _redundant_requirements(policy, path, rule)
     findings += unsatisfiable(policy, skip=dead)
     findings += _reference_findings(policy)
+    findings += _shadow_notes(policy)
     return findings
 
 
@@ -164,6 +169,20 @@ def _reference_findings(policy: Policy) -> Iterator[Finding]:
         yield Finding(("reference_model",), f"reference_model {ref!r} is self-hosted: savings are measured against "
                                             "an all-vendor baseline, so name a vendor deployment", "warning")
 
+def _shadow_notes(policy: Policy) -> Iterator[Finding]:
+    shadows: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
+        (("models", model, "shadow", "deployment"), route.shadow.deployment, route.deployments)
+        for model, route in policy.models.items() if route.shadow is not None]
+    shadows += [(("rules", str(i), "shadow", "deployment"), rule.shadow.deployment, ())
+                for i, rule in enumerate(policy.rules) if rule.shadow]
+    for path, name, own in shadows:
+        if name in own:
+            yield Finding(path, f"{name!r} is also one of the model's deployments: the requests it answers itself "
+                                "are not shadowed (dropped as same_deployment)", "note")
+        dep = policy.deployments[name]
+        if dep.hosting == "self" and dep.max_concurrency is None and dep.load_source is None:
+            yield Finding(path, f"{name!r} has neither max_concurrency nor a load_source: the gateway cannot tell when "
+                                "its server is busy, so shadows may queue there ahead of live requests", "note")
 
 
 def check_file(path: str, env: Mapping[str, str] | None = None) -> Inspection:

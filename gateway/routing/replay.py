@@ -120,6 +120,9 @@ class Report:
     refusals: Counter[str] = field(default_factory=Counter)
     slo_misses: dict[str, list[float]] = field(default_factory=dict)
     """Expected latencies (ms) of the requests expected to miss an SLO, by rule and deployment."""
+    changes: dict[tuple[str, str, str], Tally] = field(default_factory=dict)
+    """Requests the candidate moves from one deployment to another, by (model, now, candidate): what shadow
+    evaluation of that pair (``gateway policy simulate --shadow``) speaks to."""
     unknown_teams: set[str] = field(default_factory=set)
     skipped: tuple[tuple[int, str], ...] = ()
     has_current_cost: bool = True
@@ -139,6 +142,7 @@ class Report:
                                             "expected_ms_max": round(max(v), 1)} for k, v in self.slo_misses.items()}},
             unknown_teams=sorted(self.unknown_teams),
             skipped=[{"line": n, "reason": why} for n, why in self.skipped],
+            changes=[{"model": m, "from": a, "to": b, **t.to_dict()} for (m, a, b), t in sorted(self.changes.items())],
         )
         for figure, known in (("current_cost_usd", self.has_current_cost), ("recorded_cost_usd", self.has_recorded_cost)):
             if not known:
@@ -205,6 +209,8 @@ def replay(traffic: Traffic, candidate: Policy, *, candidate_name: str, baseline
             latency = expected_latency_ms(dep, stats.get(dep.name, DeploymentStats()), completion)
         projected = then.cost(route, prompt, completion, record.recorded)
         base = request_cost(reference, prompt, completion) if reference is not None and latency is not None else 0.0
+        if current is not None and current.to != route.to and route.to in candidate.deployments:
+            tallies.append(_tally(report.changes, (facts.model, current.to, route.to)))
         for t in tallies:
             _count(t, route, current, latency, recorded_cost, current_cost, projected, base)
         _explain(report, facts, candidate, route, current, latency)
@@ -312,7 +318,7 @@ def _reference(candidate: Policy, baseline: Policy | None) -> Any:
     return None
 
 
-def _tally(groups: dict[str, Tally], name: str) -> Tally:
+def _tally(groups: dict[Any, Tally], name: Any) -> Tally:
     tally = groups.get(name)
     if tally is None:
         tally = groups[name] = Tally()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from gateway.routing.replay import Report, Tally, percentile
 
 _MOST = 8  # groups listed per kind of breakage
 Column = tuple[str, Callable[[Tally], str]]
+Evidence = Mapping[tuple[str, str, str], Mapping[str, Any]]
+"""Shadow evaluation per (model, primary, shadow): the pairs of ``GET /v1/gateway/shadow``."""
 
 
-def render(report: Report, *, source: str) -> str:
+def render(report: Report, *, source: str, evidence: Evidence | None = None, evidence_source: str = "") -> str:
     skipped = f"; {len(report.skipped)} lines skipped ({_skip_summary(report)})" if report.skipped else ""
     columns = _columns(report)
     out = [
@@ -28,9 +31,46 @@ def render(report: Report, *, source: str) -> str:
     for (before, after), count in sorted(report.routes.items(), key=lambda i: (-i[1], i[0])):
         mark = "" if before == after else "   changed"
         out.append(f"  {before:>24} → {after:<24} {count:>6}{mark}")
+    if evidence is not None:
+        out += ["", f"Observed agreement on the changed routes (shadow evaluation from {evidence_source})"]
+        out += _evidence(report, evidence)
     out += ["", "What breaks"]
     out += _breakage(report)
     return "\n".join(out) + "\n"
+
+
+def _evidence(report: Report, evidence: Evidence) -> list[str]:
+    """Each route the candidate changes, its projected saving, and what shadowing the candidate's deployment
+    behind today's showed: agreement on tool calls and JSON, text similarity, refusals, latency and cost."""
+    if not report.changes:
+        return ["  the candidate changes no route"]
+    head = (f"  {'model':<14} {'now → candidate':<30} {'requests':>8} {'saved':>7} {'compared':>8} {'tools':>6} "
+            f"{'json':>6} {'text':>6} {'refused':>11} {'latency×':>8} {'cost×':>6}")
+    lines = [head]
+    for (model, now, then), tally in sorted(report.changes.items(), key=lambda i: (-i[1].requests, i[0])):
+        route = f"{now} → {then}"
+        row = f"  {model:<14} {route:<30} {tally.requests:>8} {_share(tally.savings_vs_current_ratio):>7}"
+        pair = evidence.get((model, now, then))
+        if pair is None or not pair.get("compared"):
+            lines.append(f"{row} no shadow of {then} behind {now} recorded for {model}")
+            continue
+        refused = f"{_rate(pair.get('refusal_rate_primary'))}/{_rate(pair.get('refusal_rate_shadow'))}"
+        lines.append(f"{row} {pair['compared']:>8} {_score(pair.get('tool_call_agreement')):>6} "
+                     f"{_score(pair.get('json_agreement')):>6} {_score(pair.get('text_similarity_mean')):>6} "
+                     f"{refused:>11} {_score(pair.get('latency_ratio')):>8} {_score(pair.get('cost_ratio')):>6}")
+    lines.append(textwrap.fill(
+        "  tools, json: share of compared answers that agreed; text: mean similarity; refused: now/candidate; "
+        "latency×, cost×: candidate over now. See docs/operations.md (Shadow evaluation) for where each misleads.",
+        width=104, subsequent_indent="  "))
+    return lines
+
+
+def _score(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "—"
+
+
+def _rate(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, int | float) else "—"
 
 
 def _columns(report: Report) -> list[Column]:

@@ -233,7 +233,7 @@ def _is_international_phone(candidate: str) -> bool:
 
 
 _MEMO_MIN_BYTES = 200  # shorter units scan faster than they hash
-_MEMO_BUDGET_BYTES = 32 * 1024 * 1024
+_MEMO_BUDGET_BYTES = 16 * 1024 * 1024
 
 
 class SensitiveDataDetector:
@@ -290,6 +290,9 @@ class SensitiveDataDetector:
             return kinds
         kinds = frozenset(self.scan((unit_text(unit),)))
         if len(unit) <= _MEMO_BUDGET_BYTES // 16:
+            # A copy of exact size: orjson's output keeps the capacity of its growing buffer (often ten times
+            # the bytes it holds), and the budget counts bytes held, not bytes allocated.
+            unit = bytes(memoryview(unit))
             seen[unit] = kinds
             self._seen_bytes += len(unit)
             while self._seen_bytes > _MEMO_BUDGET_BYTES:

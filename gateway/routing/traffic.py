@@ -11,7 +11,8 @@ Two kinds of line are understood, and may be mixed:
   ``{"request": {...}, "team": ..., "key": ..., "headers": {...}, "endpoint": "chat"}`` (the shape of a
   golden case). Its facts are built by each policy's own facts builder, as the gateway would.
 
-Lines that are neither (other log output, blank lines) are counted and reported, never fatal.
+Shadow evaluation's own lines (``"event": "shadow"``) are results, not requests: they are left out
+silently. Lines that are neither (other log output, blank lines) are counted and reported, never fatal.
 """
 
 from __future__ import annotations
@@ -93,9 +94,12 @@ def read_traffic(lines: Iterable[str | bytes], validate: Validator | None = None
             skipped.append((number, "not a JSON line"))
             continue
         try:
-            records.append(_record(number, item, validate))
+            record = _record(number, item, validate)
         except _Skip as reason:
             skipped.append((number, str(reason)))
+            continue
+        if record is not None:
+            records.append(record)
     return Traffic(tuple(records), tuple(skipped))
 
 
@@ -103,9 +107,11 @@ class _Skip(Exception):
     pass
 
 
-def _record(number: int, item: Any, validate: Validator | None) -> TrafficRecord:
+def _record(number: int, item: Any, validate: Validator | None) -> TrafficRecord | None:
     if not isinstance(item, dict):
         raise _Skip("not a JSON object")
+    if item.get("event") == "shadow":
+        return None  # a shadow's result, not a request: its evidence is read from GET /v1/gateway/shadow
     if "request_id" in item and "outcome" in item:
         return _from_log(number, item)
     if isinstance(item.get("request"), dict):

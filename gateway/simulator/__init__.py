@@ -72,9 +72,12 @@ Knobs (server-wide keyword settings, see ``config.SimConfig``)
 ``embedding_dim`` (256), ``models`` (ids listed by /v1/models; any id is accepted), ``fault``
 (default fault spec), ``seed``, ``api_key`` (require this key), ``max_hang_s`` (3600), ``slots``
 (generations at once, None: unlimited),
-``model_overrides`` ({model id: {ttft_ms, tokens_per_second, output_tokens, fault}}).
+``model_overrides`` ({model id: {ttft_ms, tokens_per_second, output_tokens, fault, variant}}),
+``variant`` (0; N answers as another model would: text words drawn again, every number in tool
+arguments and JSON documents N higher — see ``variants``).
 
-Per request, by header: ``x-sim-ttft-ms``, ``x-sim-tps``, ``x-sim-output-tokens``, ``x-sim-fault``.
+Per request, by header: ``x-sim-ttft-ms``, ``x-sim-tps``, ``x-sim-output-tokens``, ``x-sim-fault``,
+``x-sim-variant``.
 Precedence: header > ``model_overrides[model]`` > fault keywords in the model name > server default.
 
 Fault grammar (``x-sim-fault`` header, ``fault=`` settings; clauses joined by ``;``)

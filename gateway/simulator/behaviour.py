@@ -27,6 +27,7 @@ from gateway.simulator.openai_completions import OpenAICompletions
 from gateway.simulator.openai_responses import OpenAIResponses
 from gateway.simulator.serving_slots import ServingSlots
 from gateway.simulator.streaming import play
+from gateway.simulator.variants import vary
 from gateway.simulator.wire import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -148,7 +149,7 @@ class Simulator:
             )
         if stream is not None:
             request.stream = stream
-        answer = dialect.answer(request, knobs.output_tokens, self.config.seed)
+        answer = vary(dialect.answer(request, knobs.output_tokens, self.config.seed), knobs.variant)
         if request.stream:
             self._record_stream_faults(knobs)
             events = dialect.events(answer, request)

@@ -13,7 +13,7 @@ from typing import Any
 from gateway.simulator.faults import NO_FAULT, Fault, fault_from_model_name, parse_fault
 
 DEFAULT_MODELS = ("sim-small", "sim-large", "sim-embed")
-_OVERRIDE_KEYS = frozenset({"ttft_ms", "tokens_per_second", "output_tokens", "fault"})
+_OVERRIDE_KEYS = frozenset({"ttft_ms", "tokens_per_second", "output_tokens", "fault", "variant"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,13 @@ class SimConfig:
     api_key: str | None = None
     """When set, requests must carry it (``Authorization: Bearer``, ``x-api-key`` or ``x-goog-api-key``)."""
     model_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Per model id: any of ``ttft_ms``, ``tokens_per_second``, ``output_tokens``, ``fault``."""
+    """Per model id: any of ``ttft_ms``, ``tokens_per_second``, ``output_tokens``, ``fault``, ``variant``."""
     max_hang_s: float = 3600.0
     """How long ``hang`` holds a request before dropping it."""
     slots: int | None = None
     """Generations run at once; more wait in line (``serving_slots``). ``None``: no limit."""
+    variant: int = 0
+    """Answer as another model of the family would (``variants``); 0: the plain answers."""
 
     @classmethod
     def from_kwargs(cls, **config: Any) -> SimConfig:
@@ -79,6 +81,7 @@ class Knobs:
     tps: float | None
     output_tokens: int
     fault: Fault = NO_FAULT
+    variant: int = 0
 
     def generation_seconds(self, tokens: int) -> float:
         """Wall time a non-streaming answer of ``tokens`` tokens takes."""
@@ -116,11 +119,13 @@ class KnobResolver:
         ttft_ms = float(override.get("ttft_ms", config.ttft_ms))
         tps = override.get("tokens_per_second", config.tokens_per_second)
         output_tokens = int(override.get("output_tokens", config.output_tokens))
-        return _with_fault(Knobs(ttft_ms / 1000.0, float(tps) if tps else None, output_tokens), fault)
+        variant = int(override.get("variant", config.variant))
+        return _with_fault(Knobs(ttft_ms / 1000.0, float(tps) if tps else None, output_tokens, variant=variant), fault)
 
 
 def _apply_headers(knobs: Knobs, headers: Mapping[str, str]) -> Knobs:
     ttft_s, tps, output_tokens, fault = knobs.ttft_s, knobs.tps, knobs.output_tokens, knobs.fault
+    variant = knobs.variant
     try:
         if "x-sim-ttft-ms" in headers:
             ttft_s = max(0.0, float(headers["x-sim-ttft-ms"])) / 1000.0
@@ -128,14 +133,16 @@ def _apply_headers(knobs: Knobs, headers: Mapping[str, str]) -> Knobs:
             tps = float(headers["x-sim-tps"]) or None
         if "x-sim-output-tokens" in headers:
             output_tokens = max(0, int(headers["x-sim-output-tokens"]))
+        if "x-sim-variant" in headers:
+            variant = int(headers["x-sim-variant"])
     except ValueError:
-        raise ValueError("x-sim-ttft-ms, x-sim-tps and x-sim-output-tokens take numbers") from None
+        raise ValueError("x-sim-ttft-ms, x-sim-tps, x-sim-output-tokens and x-sim-variant take numbers") from None
     if "x-sim-fault" in headers:
         fault = parse_fault(headers["x-sim-fault"])
-    return _with_fault(Knobs(ttft_s, tps, output_tokens), fault)
+    return _with_fault(Knobs(ttft_s, tps, output_tokens, variant=variant), fault)
 
 
 def _with_fault(knobs: Knobs, fault: Fault) -> Knobs:
     # ``slow`` is a timing fault: it replaces the pacing rather than being checked per event.
     tps = fault.slow_tps if fault.slow_tps is not None else knobs.tps
-    return Knobs(knobs.ttft_s, tps, knobs.output_tokens, fault)
+    return Knobs(knobs.ttft_s, tps, knobs.output_tokens, fault, knobs.variant)

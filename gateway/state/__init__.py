@@ -7,6 +7,7 @@ Architecture::
       ├── limiter       RateLimiter     acquire → reconcile (ratelimit.py; sliding windows in window.py)
       ├── budgets       BudgetChecker   status / check, one read per team per second (budget.py)
       ├── spend         SpendRecorder   record → background worker → exactly-once counters (spend.py)
+      ├── shadows       ShadowTally     shadow evaluation counters per pair and day/month, exactly once (shadow_tally.py)
       └── shared_stats  SharedStats     publish / fetch of per-process live stats (shared_stats.py)
             │
             ▼
@@ -23,8 +24,8 @@ fails open (a miss; nothing stored), rate limits and budgets fail open or closed
 double counting, shared stats are skipped. No redis exception ever leaves the package.
 
 Redis keys are namespaced and versioned (``gw:v1:cache:…``, ``gw:v1:rl:{team}…``, ``gw:v1:{spend}:…``,
-``gw:v1:stats``), hash-tagged so that each script's keys share one cluster slot. A standalone Redis
-(TCP, TLS or unix socket) or a Redis Cluster (any node's URL) is supported; Sentinel is not.
+``gw:v1:{shadow}:…``, ``gw:v1:stats``), hash-tagged so that each script's keys share one cluster slot. A
+standalone Redis (TCP, TLS or unix socket) or a Redis Cluster (any node's URL) is supported; Sentinel is not.
 """
 
 from gateway.state.backend import StateBackend
@@ -43,12 +44,14 @@ from gateway.state.errors import BackendUnavailable, StateUnavailable
 from gateway.state.memory import MemoryBackend
 from gateway.state.ratelimit import RateLimiter, RateLimitExceeded, RateTicket
 from gateway.state.service import StateService
+from gateway.state.shadow_tally import ShadowCounts, ShadowTally, ShadowTallyReport
 from gateway.state.shared_stats import SharedStats
 from gateway.state.spend import SpendRecorder, SpendReport
 
 __all__ = [
     "BackendUnavailable", "BudgetChecker", "BudgetStatus", "CacheEntry", "CachePlan", "MemoryBackend",
-    "RateLimitExceeded", "RateLimiter", "RateTicket", "ResponseCache", "SharedStats", "SpendRecorder",
+    "RateLimitExceeded", "RateLimiter", "RateTicket", "ResponseCache", "ShadowCounts", "ShadowTally",
+    "ShadowTallyReport", "SharedStats", "SpendRecorder",
     "SpendReport", "StateBackend", "StateService", "StateUnavailable", "StreamCapture", "allowed_hostings",
     "cacheable", "completion_from_stream", "stream_from_completion",
 ]

@@ -68,6 +68,17 @@ class SpendEntry:
         return (("key", self.key), ("team", self.team), ("deployment", self.deployment))
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowEntry:
+    """One shadow's results: integer counters added once per ``shadow_id`` to a day's and a month's tally."""
+
+    shadow_id: str
+    day: str
+    month: str
+    counters: tuple[tuple[str, int], ...]
+    """(field, increment) pairs; the fields are ``shadow_tally``'s to name."""
+
+
 class StateBackend(Protocol):
     """Storage for the cache, rate-limit windows, spend counters and shared live statistics."""
 
@@ -114,6 +125,15 @@ class StateBackend(Protocol):
 
     async def spend_period(self, kind: SpendKind, period: str) -> dict[str, int]:
         """Nano-dollars per name for a period: ``d:YYYYMMDD`` or ``m:YYYYMM``."""
+        ...
+
+    async def shadow_add(self, entries: Sequence[ShadowEntry], dedupe_ttl_s: int) -> int:
+        """Add each entry's counters to its day and month tallies exactly once per shadow id; returns how
+        many were new."""
+        ...
+
+    async def shadow_period(self, period: str) -> dict[str, int]:
+        """Every counter of a period's shadow tally: ``d:YYYYMMDD`` or ``m:YYYYMM``."""
         ...
 
     async def stats_publish(self, member: str, payload: bytes, ttl_ms: int) -> None: ...

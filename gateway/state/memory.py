@@ -12,7 +12,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from gateway.state.backend import RateCharge, RateOutcome, SpendEntry, SpendKind, WindowCount, window_key
+from gateway.state.backend import (
+    RateCharge,
+    RateOutcome,
+    ShadowEntry,
+    SpendEntry,
+    SpendKind,
+    WindowCount,
+    window_key,
+)
 from gateway.state.window import fits
 
 _SWEEP_EVERY = 1024
@@ -30,6 +38,8 @@ class MemoryBackend:
         self._windows: dict[str, tuple[float, int]] = {}
         self._seen_requests: dict[str, float] = {}
         self._spend: dict[str, dict[str, int]] = {}
+        self._seen_shadows: dict[str, float] = {}
+        self._shadow: dict[str, dict[str, int]] = {}
         self._stats: dict[str, tuple[float, bytes]] = {}
         self._ops = 0
 
@@ -48,6 +58,7 @@ class MemoryBackend:
         if self._ops % _SWEEP_EVERY == 0:
             self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
             self._seen_requests = {k: v for k, v in self._seen_requests.items() if v > now}
+            self._seen_shadows = {k: v for k, v in self._seen_shadows.items() if v > now}
 
     # cache
 
@@ -146,6 +157,27 @@ class MemoryBackend:
 
     async def spend_period(self, kind: SpendKind, period: str) -> dict[str, int]:
         return dict(self._spend.get(f"{period}:{kind}", {}))
+
+    # shadow evaluation tallies
+
+    async def shadow_add(self, entries: Sequence[ShadowEntry], dedupe_ttl_s: int) -> int:
+        now = self._clock()
+        self._tick(now)
+        applied = 0
+        for e in entries:
+            seen = self._seen_shadows.get(e.shadow_id)
+            if seen is not None and seen > now:
+                continue
+            self._seen_shadows[e.shadow_id] = now + dedupe_ttl_s
+            for period in (f"d:{e.day}", f"m:{e.month}"):
+                tally = self._shadow.setdefault(period, {})
+                for name, increment in e.counters:
+                    tally[name] = tally.get(name, 0) + increment
+            applied += 1
+        return applied
+
+    async def shadow_period(self, period: str) -> dict[str, int]:
+        return dict(self._shadow.get(period, {}))
 
     # shared live statistics (one process: only its own)
 

@@ -33,7 +33,15 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.state import scripts
-from gateway.state.backend import RateCharge, RateOutcome, SpendEntry, SpendKind, WindowCount, window_key
+from gateway.state.backend import (
+    RateCharge,
+    RateOutcome,
+    ShadowEntry,
+    SpendEntry,
+    SpendKind,
+    WindowCount,
+    window_key,
+)
 from gateway.state.errors import BackendUnavailable
 from gateway.state.guard import CallGuard, ErrorHook, HealthHook
 from gateway.state.redis_settings import RedisSettings
@@ -42,6 +50,8 @@ from gateway.state.resp import RespConnection, RespError
 DEFAULT_PREFIX = "gw:v1:"
 DAY_TTL_S = 90 * 86_400
 MONTH_TTL_S = 800 * 86_400
+SHADOW_TAG = "{shadow}"
+"""Every shadow tally key carries this hash tag: one cluster slot for the script that writes them."""
 SPEND_TAG = "{spend}"
 _CONNECTION_CLASSES = {"tcp": Connection, "tls": SSLConnection, "unix": UnixDomainSocketConnection}
 
@@ -51,13 +61,15 @@ class _Scripts:
     rate_consume: AsyncScript
     rate_adjust: AsyncScript
     spend_add: AsyncScript
+    shadow_add: AsyncScript
     stats_publish: AsyncScript
     stats_fetch: AsyncScript
 
     @classmethod
     def on(cls, client: Any) -> _Scripts:
         return cls(*(client.register_script(s) for s in (
-            scripts.RATE_CONSUME, scripts.RATE_ADJUST, scripts.SPEND_ADD, scripts.STATS_PUBLISH, scripts.STATS_FETCH,
+            scripts.RATE_CONSUME, scripts.RATE_ADJUST, scripts.SPEND_ADD, scripts.SHADOW_ADD, scripts.STATS_PUBLISH,
+            scripts.STATS_FETCH,
         )))
 
 
@@ -271,6 +283,22 @@ class RedisBackend:
 
     async def spend_period(self, kind: SpendKind, period: str) -> dict[str, int]:
         raw = await self._call("spend_read", lambda client: client.hgetall(self._spend_key(period, kind)))
+        return {name.decode() if isinstance(name, bytes) else name: int(value) for name, value in raw.items()}
+
+    # shadow evaluation tallies: every key under the `{shadow}` hash tag, see scripts.SHADOW_ADD
+
+    async def shadow_add(self, entries: Sequence[ShadowEntry], dedupe_ttl_s: int) -> int:
+        args: list[str | int] = [dedupe_ttl_s, DAY_TTL_S, MONTH_TTL_S]
+        for e in entries:
+            args += (e.shadow_id, e.day, e.month, len(e.counters))
+            for name, increment in e.counters:
+                args += (name, increment)
+        base = f"{self.prefix}{SHADOW_TAG}"
+        return int(await self._call("shadow_add", lambda client: self._scripts.shadow_add(keys=[base], args=args)))
+
+    async def shadow_period(self, period: str) -> dict[str, int]:
+        key = f"{self.prefix}{SHADOW_TAG}:{period}"
+        raw = await self._call("shadow_read", lambda client: client.hgetall(key))
         return {name.decode() if isinstance(name, bytes) else name: int(value) for name, value in raw.items()}
 
     # shared live statistics

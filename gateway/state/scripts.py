@@ -91,6 +91,33 @@ end
 return applied
 """
 
+# KEYS[1]: the shadow base key, ``<prefix>{shadow}``: every name below extends it, so all of them share its
+# hash tag and one cluster slot. ARGV: dedupe_ttl_s, day_ttl_s, month_ttl_s, then per entry: shadow_id, day,
+# month, n, and n (field, increment) pairs. Each shadow id counts once (SET NX on its marker); its counters go
+# to the day's and the month's hash with HINCRBY (integers: exact sums).
+SHADOW_ADD = """
+local base = KEYS[1] .. ':'
+local dedupe_ttl, day_ttl, month_ttl = ARGV[1], ARGV[2], ARGV[3]
+local applied = 0
+local i = 4
+while i <= #ARGV do
+  local id, day, month, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local first = i + 4
+  i = first + 2 * n
+  if redis.call('SET', base .. 'id:' .. id, '1', 'NX', 'EX', dedupe_ttl) then
+    local d, m = base .. 'd:' .. day, base .. 'm:' .. month
+    for j = first, first + 2 * n - 1, 2 do
+      redis.call('HINCRBY', d, ARGV[j], ARGV[j + 1])
+      redis.call('HINCRBY', m, ARGV[j], ARGV[j + 1])
+    end
+    redis.call('EXPIRE', d, day_ttl)
+    redis.call('EXPIRE', m, month_ttl)
+    applied = applied + 1
+  end
+end
+return applied
+"""
+
 # KEYS[1]: the stats hash. ARGV: member, payload, ttl_ms. Values are "<server ms>|<payload>".
 STATS_PUBLISH = """
 local t = redis.call('TIME')
@@ -121,4 +148,4 @@ end
 return out
 """
 
-ALL = (RATE_CONSUME, RATE_ADJUST, SPEND_ADD, STATS_PUBLISH, STATS_FETCH)
+ALL = (RATE_CONSUME, RATE_ADJUST, SPEND_ADD, SHADOW_ADD, STATS_PUBLISH, STATS_FETCH)

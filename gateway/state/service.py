@@ -11,6 +11,7 @@ from gateway.state.cache import ResponseCache
 from gateway.state.guard import ErrorHook, HealthHook
 from gateway.state.memory import MemoryBackend
 from gateway.state.ratelimit import RateLimiter
+from gateway.state.shadow_tally import ShadowTally
 from gateway.state.shared_stats import SharedStats
 from gateway.state.spend import SpendRecorder
 
@@ -18,7 +19,8 @@ log = logging.getLogger("gateway.state")
 
 
 class StateService:
-    """One backend and the services on top of it: ``cache``, ``limiter``, ``budgets``, ``spend``, ``shared_stats``."""
+    """One backend and the services on top of it: ``cache``, ``limiter``, ``budgets``, ``spend``, ``shadows``,
+    ``shared_stats``."""
 
     def __init__(self, backend: StateBackend, *, on_health: HealthHook | None = None, window_s: int = 60) -> None:
         self.backend = backend
@@ -26,6 +28,7 @@ class StateService:
         self.limiter = RateLimiter(backend, window_s=window_s)
         self.budgets = BudgetChecker(backend)
         self.spend = SpendRecorder(backend)
+        self.shadows = ShadowTally(backend)
         self.shared_stats = SharedStats(backend)
         self._on_health = on_health
 
@@ -73,6 +76,7 @@ class StateService:
     async def start(self) -> None:
         """Start the spend worker and report the initial health (an unreachable Redis does not stop startup)."""
         await self.spend.start()
+        await self.shadows.start()
         up = await self.backend.ping()
         if self._on_health is not None and up:
             self._on_health(True)  # the guard only reports changes; say "up" once at start
@@ -87,4 +91,5 @@ class StateService:
         await self.cache.drain()
         await self.limiter.drain()
         await self.spend.stop()
+        await self.shadows.stop()
         await self.backend.aclose()

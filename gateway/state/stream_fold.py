@@ -208,3 +208,7 @@ class StreamCapture:
 
     def completion(self) -> dict[str, Any] | None:
         return None if self.overflow else completion_from_stream(self._events)
+
+    def events(self) -> list[bytes] | None:
+        """The events collected, or ``None`` past ``max_bytes``."""
+        return None if self.overflow else self._events
