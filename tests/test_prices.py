@@ -68,3 +68,16 @@ def test_the_map_is_a_versioned_file_and_refresh_rewrites_it(tmp_path: Path) -> 
     assert list(written["models"]) == ["a-embed", "b-model"]
     assert written["models"]["b-model"] == {"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6, "mode": "chat"}
     assert target.read_text().count("\n") == 2 + 2 + 2, "one model per line"
+
+
+def test_an_input_price_alone_is_complete_only_for_embeddings() -> None:
+    embeddings = parse_policy(policy("""
+        first: {type: openai_compatible, model: acme-embed, api_base: "https://a.example/v1", hosting: vendor,
+                endpoints: [embeddings], price: {input_per_mtok: 0.02}}
+    """)).policy
+    assert embeddings.deployments["first"].price.per_mtok() == (0.02, 0)
+    with pytest.raises(PolicyError, match="no complete price"):
+        parse_policy(policy("""
+            first: {type: openai_compatible, model: acme-chat, api_base: "https://a.example/v1", hosting: vendor,
+                    price: {input_per_mtok: 2.5}}
+        """))

@@ -15,9 +15,15 @@ _PROVIDER_PREFIX = {"openai": "", "anthropic": "anthropic/", "gemini": "gemini/"
                     "moonshot": "moonshot/", "dashscope": "dashscope/", "zhipu": "zai/"}
 
 
-def complete_price(price: Price) -> bool:
-    """Both per-token prices given, or the GPU pricing (which the model validator keeps whole)."""
-    return price.gpu_hour_usd is not None or (price.input_per_mtok is not None and price.output_per_mtok is not None)
+def complete_price(dep: Deployment) -> bool:
+    """The GPU pricing (kept whole by the model), or an input price plus an output price (which a
+    deployment serving only embeddings, which generate no output tokens, may leave out)."""
+    price = dep.price
+    if price.gpu_hour_usd is not None:
+        return True
+    if price.input_per_mtok is None:
+        return False
+    return price.output_per_mtok is not None or set(dep.endpoints) <= {"embeddings"}
 
 
 def lookup_price(dep: Deployment) -> tuple[float, float] | None:
@@ -35,7 +41,7 @@ def unpriced(policy: Policy) -> list[str]:
     """Vendor deployments with no price in the policy nor in the price map (load errors)."""
     return [
         name for name, dep in policy.deployments.items()
-        if dep.hosting == "vendor" and not complete_price(dep.price) and lookup_price(dep) is None
+        if dep.hosting == "vendor" and not complete_price(dep) and lookup_price(dep) is None
     ]
 
 
@@ -43,7 +49,7 @@ def resolve_prices(policy: Policy) -> Policy:
     """A copy of ``policy`` where vendor deployments without a price carry the price map's price."""
     updated = {}
     for name, dep in policy.deployments.items():
-        if dep.hosting == "vendor" and not complete_price(dep.price):
+        if dep.hosting == "vendor" and not complete_price(dep):
             found = lookup_price(dep)
             if found is not None:  # the map fills what the policy left out, never overrides what it set
                 given = dep.price
