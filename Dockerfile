@@ -24,18 +24,18 @@ RUN python -m venv /opt/venv
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone, so editing the code does not rebuild this layer.
-COPY pyproject.toml ./
+# Dependencies first, at the versions locked in requirements.lock (.ci/lock-dependencies.sh makes it
+# from pyproject.toml), so every build installs what CI tested and editing the code does not rebuild this layer.
+COPY pyproject.toml requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > requirements.txt \
-    && pip wheel --wheel-dir /wheels -r requirements.txt
+    pip wheel --wheel-dir /wheels -r requirements.lock
 
 COPY README.md ./
 COPY gateway ./gateway
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-index --find-links /wheels gateway \
+    && /opt/venv/bin/pip install --no-index --find-links /wheels -r requirements.lock \
+    && /opt/venv/bin/pip install --no-index --no-deps --find-links /wheels gateway \
     && /opt/venv/bin/gateway --help > /dev/null
 
 

@@ -97,9 +97,10 @@ class _IdleWatch:
 
 
 def _idle_watch() -> None:
+    from gateway.providers.http1 import ConnectionClosed, MalformedResponse
+
     from gateway.core.errors import UpstreamProtocolError, UpstreamTimeout
     from gateway.providers import openai_compat
-    from gateway.providers.http1 import ConnectionClosed, MalformedResponse
 
     async def sse_events(resp, t, name: str, deadline: float) -> AsyncGenerator[bytes, None]:  # noqa: ANN001
         buffer = b""

@@ -312,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         chart = document.chart(doc, rates, out / "chart.png")
     (out / "results.md").write_text(document.markdown(doc, rates, chart_name="chart.png" if chart else None))
     if args.publish:
-        (BENCH / "RESULTS.md").write_text(document.markdown(doc, rates, chart_name="results.png" if chart else None))
+        published = BENCH / "RESULTS.md"
+        kept = document.kept_sections(published.read_text() if published.exists() else "")
+        published.write_text(document.markdown(doc, rates, chart_name="results.png" if chart else None) + kept)
         if chart:
             shutil.copyfile(chart, BENCH / "results.png")
     print(f"\nbench: wrote {out / 'results.json'}, {out / 'results.md'}" + (f", {chart}" if chart else ""))

@@ -183,7 +183,7 @@ async def test_kill_and_restart_mid_traffic() -> None:
             # and the total is the sum over the request ids it has markers for.
             redis = state.backend._redis  # type: ignore[attr-defined]
             prefix = state.backend.prefix  # type: ignore[attr-defined]
-            markers = {k.decode().rsplit(":", 1)[1] async for k in redis.scan_iter(match=f"{prefix}spend:req:*")}
+            markers = {k.decode().rsplit(":", 1)[1] async for k in redis.scan_iter(match=f"{prefix}{{spend}}:req:*")}
             assert after_kill <= markers
             day, month = await state.backend.spend_get("team", "t", *periods(time.time()))
             assert day == month == sum(recorded[r] for r in markers)

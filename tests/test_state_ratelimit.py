@@ -193,8 +193,9 @@ async def test_team_refusal_takes_nothing_from_the_key(clocked: tuple[StateBacke
         with pytest.raises(RateLimitExceeded) as caught:
             await limiter.acquire(key="a", team="t", key_limit=key_rl, team_limit=team_rl, tokens=100)
         assert caught.value.scope == "team"
-    # Another key of another team still has its full key budget left: the refusals consumed nothing.
-    ticket = await limiter.acquire(key="a", team="other", key_limit=key_rl, team_limit=None, tokens=100)
+    # The key's own buckets lost nothing to the refusals: checked without the team's limit, it has
+    # 5 - 2 - 1 requests and 10,000 - 3 x 100 tokens left.
+    ticket = await limiter.acquire(key="a", team="t", key_limit=key_rl, team_limit=None, tokens=100)
     assert ticket.headers["x-ratelimit-remaining-requests"] == "2"
     assert ticket.headers["x-ratelimit-remaining-tokens"] == "9700"
 
@@ -280,4 +281,4 @@ async def test_tokens_exact_under_concurrency_across_two_processes() -> None:
         assert admitted == 70
         raw = await first._redis.keys(f"{first.prefix}rl:*")
         counts = {k.decode().split(":rl:")[1].rsplit(":", 1)[0]: int(await first._redis.get(k)) for k in raw}
-        assert counts == {"key:k:requests": 70, "key:k:tokens": 7000, "team:t:tokens": 7000}
+        assert counts == {"{t}key:k:requests": 70, "{t}key:k:tokens": 7000, "{t}team:t:tokens": 7000}

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from gateway.state.redis_settings import RedisSettings
 from gateway.state.resp import RespConnection, RespError
 from tests.test_state_support import redis_url, require_redis
 
@@ -50,8 +51,9 @@ async def test_reconnects_after_the_connection_is_lost(conn: RespConnection) -> 
     assert await conn.execute("PING") == b"PONG"
 
 
-def test_urls_it_does_not_serve() -> None:
-    assert RespConnection.from_url("rediss://h:6380/0") is None
-    assert RespConnection.from_url("unix:///tmp/redis.sock") is None
+def test_every_url_form_is_served_from_the_shared_settings() -> None:
+    for url in ("rediss://h:6380/0", "unix:///tmp/redis.sock?db=2", "redis://h:6380?db=3"):
+        assert RespConnection.from_url(url).settings == RedisSettings.from_url(url)
     c = RespConnection.from_url("redis://:s%40cret@h:6380/3")
-    assert c is not None and (c._host, c._port, c._db, c._auth) == ("h", 6380, 3, (None, "s@cret"))
+    s = c.settings
+    assert (s.host, s.port, s.db, s.username, s.password) == ("h", 6380, 3, None, "s@cret")

@@ -42,7 +42,7 @@ def test_error_shapes(status: int, body: dict, cls: type, falls_back: bool, type
 
 def test_the_servers_words_are_kept_and_the_key_scrubbed() -> None:
     body = orjson.dumps({"error": {"message": "bad key sk-secret-123456 in request", "type": "exceed_context_size_error"}})
-    error = error_for_status("d", 400, body, {}, secret="sk-secret-123456")
+    error = error_for_status("d", 400, body, {}, secrets=("sk-secret-123456",))
     assert isinstance(error, ContextLengthExceeded)
     assert "sk-secret-123456" not in error.message and "***" in error.message
 

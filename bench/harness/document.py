@@ -242,3 +242,12 @@ def chart(doc: dict, rates: tuple[float, ...], path: Path) -> Path | None:
         return None
     chart_module.draw(doc, rates, path)
     return path
+
+
+KEEP_MARKER = "<!-- Sections below this line are written by hand (or by other scripts) and kept by --publish. -->"
+
+
+def kept_sections(previous: str) -> str:
+    """The hand-written tail of a published RESULTS.md (from ``KEEP_MARKER`` on), to carry over."""
+    at = previous.find(KEEP_MARKER)
+    return "" if at < 0 else "\n" + previous[at:]

@@ -32,7 +32,7 @@ async def readyz(request: Request) -> Response:
     if shared.kind == "redis":
         # Degraded, not unready: taking every replica out of service when Redis fails would turn a
         # cache outage into a gateway outage. The gateway serves on; limits fail open or closed by policy.
-        checks["redis"] = "ok" if await shared.ping() else "degraded (serving; cache off, limits per policy)"
+        checks["redis"] = "ok" if await shared.ping() else f"degraded (serving; cache off, limits per policy): {shared.last_error}"
     if state.draining:
         checks["shutdown"] = "draining"
         ready = False

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.policy.models import Policy
-from gateway.policy.prices import resolve_prices
+from gateway.policy.prices import resolve_prices, unpriced
 from gateway.policy.references import Finding, check_references
 from gateway.policy.schema_errors import schema_issues
 from gateway.policy.yaml_errors import yaml_problem
@@ -112,13 +112,17 @@ def inspect_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | N
     data = _construct(node, (), _Reading(locations, issues, unset, file, env))
     policy: Policy | None = None
     try:
-        policy = resolve_prices(Policy.model_validate(data))
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         # A value left empty by an unset variable is already reported as that; its schema error would repeat it.
         problems = [(path, message) for path, message in schema_issues(exc, Policy, _splitter(locations))
                     if path not in unset]
     else:
-        problems = []
+        # Money fails closed: a vendor deployment priced neither by the policy nor by the price map.
+        problems = [(("deployments", name), f"vendor model {policy.deployments[name].model!r} has no complete price in "
+                     "the policy nor in the price map: set price.input_per_mtok and price.output_per_mtok")
+                    for name in unpriced(policy)]
+        policy = resolve_prices(policy)
     findings = [f for f in check_references(data) if f.path not in unset]
     # The document-level validator and ``references`` may name the same problem; the latter says it better.
     resolved = [f.path for f in findings]

@@ -93,6 +93,70 @@ class LatencyPrior(_Strict):
     tokens_per_second: float = Field(default=50, gt=0, description="Expected output tokens per second.")
 
 
+class Egress(_Strict):
+    """How the gateway reaches an upstream: through which proxy, trusting which certificates.
+
+    Applied the same way on both upstream paths (the OpenAI-compatible passthrough and litellm). Set
+    under `defaults.egress` for every deployment; a deployment's own `egress` overrides it field by field.
+    Certificate files are read when the policy loads (an unreadable one is a load error); a TLS failure
+    is logged with its reason (`certificate verify failed: unable to get local issuer certificate`).
+    `SSL_CERT_FILE` still works process-wide but *replaces* the system's CAs; `ca_bundle` adds to them.
+
+    Worked example: an internal vLLM behind the company CA, vendor APIs through the egress proxy.
+
+    ```yaml
+    defaults:
+      egress:
+        proxy: http://egress.corp.example:3128      # every vendor call goes through the DLP proxy
+    deployments:
+      vllm-internal:
+        type: vllm
+        model: Qwen/Qwen2.5-72B-Instruct
+        api_base: https://vllm.ml.corp.example/v1
+        hosting: self
+        egress:
+          proxy: null                               # overrides the default: internal traffic goes direct
+          environment_proxy: false                  # even if HTTPS_PROXY is set in the pod
+          ca_bundle: /etc/gateway/company-ca.pem    # the company CA that signed vllm.ml.corp.example
+          client_cert: /etc/gateway/gateway.pem     # if the vLLM ingress requires mutual TLS
+          client_key: /etc/gateway/gateway-key.pem
+      gpt-4o:
+        type: openai
+        model: gpt-4o
+        api_key: ${OPENAI_API_KEY}
+        hosting: vendor                             # inherits defaults.egress: through the proxy
+    ```
+
+    Without `defaults.egress`, `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment apply to both
+    paths alike; `environment_proxy: false` opts a deployment out.
+    """
+
+    proxy: str | None = Field(default=None, description="Forward proxy for this upstream, e.g. `http://proxy.corp:3128` (HTTPS goes through it with CONNECT); `user:password@` in the URL is sent as Proxy-Authorization. Unset: the environment's proxy, if `environment_proxy` allows it.")
+    environment_proxy: bool = Field(default=True, description="When `proxy` is unset, honour `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` from the environment (the litellm path does the same). `false`: connect directly.")
+    ca_bundle: str | None = Field(default=None, description="PEM file of extra CA certificates trusted for this upstream, added to the system's store (e.g. the company CA in front of an internal vLLM).")
+    client_cert: str | None = Field(default=None, description="PEM file of the client certificate for mutual TLS (may also hold the key).")
+    client_key: str | None = Field(default=None, repr=False, description="PEM file of the client certificate's private key, when not in `client_cert`.")
+    verify: bool = Field(default=True, description="Verify the upstream's TLS certificate. `false` is for tests only: it accepts any server.")
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> Egress:
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key needs client_cert")
+        if self.proxy is not None and not self.proxy.startswith(("http://", "https://")):
+            raise ValueError("proxy must be an http:// or https:// URL")
+        return self
+
+
+class ConnectionPool(_Strict):
+    """Connections the passthrough path keeps to one upstream."""
+
+    max_connections: int = Field(default=512, ge=1, description="Requests in flight to this upstream at once (each holds one connection); beyond it a request waits up to `timeouts.connect` for one to free, then falls back.")
+    idle_seconds: float = Field(default=60, gt=0, description="An idle kept-alive connection is closed after this long (keep it below the upstream's or a load balancer's own idle timeout).")
+
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
 class LoadSource(_Strict):
     """Where a self-hosted server publishes its own load. The gateway polls it and counts the server's
     queue into a deployment's expected latency, so it spills to the next target before a request would
@@ -118,11 +182,11 @@ class Deployment(_Strict):
     api_base: str | None = Field(default=None, description="Base URL including `/v1` for OpenAI-compatible servers; defaults per type.")
     api_key: str | None = Field(default=None, repr=False, description="Upstream key, normally `${ENV_VAR}`. Never logged.")
     headers: dict[str, str] = Field(default_factory=dict, repr=False, description="Extra headers sent upstream.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings (litellm kwargs, simulator knobs).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings: litellm kwargs (litellm types), simulator knobs, and for OpenAI-compatible types default body fields sent upstream (e.g. `{top_k: 20}`); a field the client sends itself wins.")
     hosting: Literal["self", "vendor"] = Field(description="`self`: runs on your infrastructure; `vendor`: a third-party API.")
     origin: str = Field(default="unknown", description="Where the model comes from (e.g. CN, US, EU).")
     region: str = Field(default="unknown", description="Where it is served (e.g. eu-west-1, on-prem).")
-    price: Price = Field(default_factory=Price, description="Cost; vendor deployments without one use litellm's bundled price map.")
+    price: Price = Field(default_factory=Price, description="Cost. A vendor deployment without one takes the price map's (`gateway/policy/price_map.json`); one that is in neither is a load error.")
     context_window: int = Field(default=8192, ge=1, description="Prompt plus output tokens the model accepts.")
     max_output_tokens: int | None = Field(default=None, ge=1, description="Cap on output tokens, if lower than the context window.")
     capabilities: tuple[Literal[CAPABILITIES], ...] = Field(  # type: ignore[valid-type]
@@ -141,6 +205,9 @@ class Deployment(_Strict):
     latency_prior: LatencyPrior = Field(default_factory=LatencyPrior, description="Assumed latency until measured.")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings, description="Upstream timeouts.")
     retry: RetrySettings = Field(default_factory=RetrySettings, description="Retries on this deployment before falling back.")
+    egress: Egress = Field(default_factory=Egress, description="Proxy and TLS settings; unset fields come from `defaults.egress`.")
+    connections: ConnectionPool = Field(default_factory=ConnectionPool, description="Connection cap and idle expiry (OpenAI-compatible types).")
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024, description="Largest answer accepted from the upstream (a non-streamed body, or a stream's bytes in total); a larger one ends in a 502 and is never buffered whole. One stream event is also bounded by it (at most 4 MiB).")
 
     @field_validator("api_base", "api_key", mode="before")
     @classmethod
@@ -286,6 +353,7 @@ class Defaults(_Strict):
     sensitive_data_class: DataClass = Field(default="confidential", description="Data class a request is raised to when sensitive data is found.")
     data_class_header: str = Field(default="x-data-class", description="Request header declaring the data class (it can raise the team's default, never lower it).")
     rate_limit_failure: Literal["open", "closed"] = Field(default="open", description="When shared state is unreachable: admit (open) or refuse (closed).")
+    egress: Egress = Field(default_factory=Egress, description="Proxy and TLS settings of every deployment that does not set its own.")
     shadow: ShadowSettings = Field(default_factory=ShadowSettings, description="Shadow evaluation: its daily budget, similarity embeddings, bounds.")
 
 
@@ -342,6 +410,25 @@ class Policy(_Strict):
         if isinstance(value, dict):
             return {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in value.items()}
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_egress(cls, data: Any) -> Any:
+        """Each deployment's `egress` starts from `defaults.egress`; the fields it sets win."""
+        if not isinstance(data, dict):
+            return data
+        defaults = data.get("defaults")
+        inherited = defaults.get("egress") if isinstance(defaults, dict) else None
+        deployments = data.get("deployments")
+        if not isinstance(inherited, dict) or not inherited or not isinstance(deployments, dict):
+            return data
+        merged = {}
+        for name, dep in deployments.items():
+            own = dep.get("egress") if isinstance(dep, dict) else None
+            if isinstance(dep, dict) and (own is None or isinstance(own, dict)):
+                dep = {**dep, "egress": {**inherited, **(own or {})}}
+            merged[name] = dep
+        return {**data, "deployments": merged}
 
     @model_validator(mode="after")
     def _check_references(self) -> Policy:

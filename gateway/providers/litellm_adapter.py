@@ -43,14 +43,16 @@ from gateway.core.errors import (
 from gateway.core.types import Endpoint, Usage
 from gateway.providers import litellm_wire as wire
 from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.providers.egress import EgressSettings
+from gateway.providers.litellm_egress import litellm_client
 from gateway.providers.litellm_errors import translate
 from gateway.providers.litellm_runtime import litellm
 from gateway.providers.registry import ProviderContext
+from gateway.providers.upstream_errors import deployment_secrets
 
 DONE = b"data: [DONE]\n\n"
 
 _MODEL_PREFIXES: dict[str, str] = {"anthropic": "anthropic/", "gemini": "gemini/", "litellm": ""}
-_MIN_SECRET_LENGTH = 6  # shorter header values ("1", "true") are not secrets and would mangle messages
 
 
 def litellm_model(provider_type: str, model: str) -> str:
@@ -103,9 +105,11 @@ class LiteLLMProvider:
         self._timeouts: Any = deployment.timeouts
         self._params: dict[str, Any] = dict(deployment.params or {})
         # Everything that must never appear in an error message: the key, and header values such
-        # as a bearer token configured on the deployment.
-        self._secrets: tuple[str, ...] = tuple(
-            s for s in (self._api_key, *self._headers.values()) if s and len(s) >= _MIN_SECRET_LENGTH
+        # as a bearer token configured on the deployment (the same rule as the passthrough path).
+        self._secrets: tuple[str, ...] = deployment_secrets(deployment)
+        # Proxy, CA and client certificate as the passthrough path applies them (litellm_egress).
+        self._client = litellm_client(
+            deployment.type, self._api_base, EgressSettings.from_policy(getattr(deployment, "egress", None))
         )
 
     def __repr__(self) -> str:  # no key in reprs either
@@ -122,6 +126,8 @@ class LiteLLMProvider:
             kwargs["api_base"] = self._api_base
         if self._api_key:
             kwargs["api_key"] = self._api_key
+        if self._client is not None:
+            kwargs["client"] = self._client
         headers = {**self._headers, **call.extra_headers}
         if headers:
             kwargs["extra_headers"] = headers
@@ -188,7 +194,9 @@ class LiteLLMProvider:
         return True
 
     async def aclose(self) -> None:
-        """Nothing to release: litellm's HTTP clients are process-wide, shared by all deployments."""
+        """litellm's own HTTP clients are process-wide; only a deployment's egress client is ours."""
+        if self._client is not None:
+            await self._client.close()
 
     # -- internals --------------------------------------------------------------------------
 

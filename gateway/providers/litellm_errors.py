@@ -47,10 +47,10 @@ from gateway.core.errors import (
 )
 from gateway.providers.litellm_runtime import litellm
 from gateway.providers.retry_after import retry_after_seconds
+from gateway.providers.upstream_errors import scrub
 
 lx = litellm.exceptions
 
-_MAX_MESSAGE = 600
 # Causes that mean "there was no usable connection": worth another attempt, maybe elsewhere.
 _NO_CONNECTION: tuple[type[BaseException], ...] = (
     httpx.ConnectError,
@@ -70,14 +70,6 @@ _BROKEN_ANSWER: tuple[type[BaseException], ...] = (
 _OVERLOADED = (503, 529)  # 529: Anthropic's "overloaded_error", which litellm files as a 500
 
 Builder = Callable[[BaseException, str], UpstreamError]
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced, cut to a length fit for an error body."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 def _response_headers(exc: BaseException) -> Mapping[str, str] | None:

@@ -1,9 +1,14 @@
 """Passthrough to OpenAI-compatible servers: vLLM, SGLang, Ollama, llama.cpp, OpenAI, DeepSeek, Moonshot, ...
 
-Bodies go out as the client sent them (model replaced, unknown fields kept) and come back byte for byte:
-a non-streamed answer is parsed once only to read its usage; stream events are cut at their blank-line
-boundaries and passed on without being re-encoded. Connections are pooled and kept alive per deployment
-(``http1.Pool``); its errors are translated to ``core.errors`` here and nowhere else.
+Bodies go out as the client sent them (model replaced, unknown fields kept; the deployment's ``params``
+fill in fields the client did not send) and come back byte for byte: a non-streamed answer is parsed
+once only to read its usage; a stream goes through the one SSE decoder (``core.sse``), which cuts it at
+event boundaries (LF, CRLF or CR) in linear time and bounds each event, and each upstream read's
+complete events are passed on as one item, exactly as they arrived. Every data event's JSON is checked
+(never re-encoded) so a malformed event ends the stream with a clear error, and ``[DONE]`` ends it.
+
+The HTTP work is ``transport.Transport`` (one per deployment: pooled connections, proxy, TLS, caps);
+answers larger than the deployment's ``max_response_bytes`` end in a 502 without being buffered whole.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ from typing import Any
 
 import orjson
 
-from gateway.core.errors import (
-    UpstreamProtocolError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from gateway.core.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from gateway.core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecodeError, SSEDecoder, SSEEvent
 from gateway.core.types import Usage
 from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
-from gateway.providers.http1 import ConnectionClosed, MalformedResponse, Pool, Response
+from gateway.providers.egress import EgressSettings
 from gateway.providers.registry import DEFAULT_API_BASES, ProviderContext
-from gateway.providers.upstream_errors import error_for_status
+from gateway.providers.transport import AnswerTooLarge, Transport, TransportSettings, UpstreamResponse
+from gateway.providers.upstream_errors import deployment_secrets, error_for_status
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_ERROR_BODY_CAP = 64 * 1024  # an error answer is only read for its message
+_DRAIN_SECONDS = 0.25  # after [DONE], how long to wait for the body's end so the connection can be pooled
 
 
 class OpenAICompatProvider:
@@ -33,55 +40,58 @@ class OpenAICompatProvider:
         base = deployment.api_base or DEFAULT_API_BASES.get(deployment.type)
         if not base:
             raise ValueError(f"deployment {deployment.name!r}: api_base is required for type {deployment.type!r}")
-        self._secret = deployment.api_key or ""
+        self._secrets = deployment_secrets(deployment)
         headers = {"content-type": "application/json", **deployment.headers}
         if deployment.api_key:
             headers["authorization"] = f"Bearer {deployment.api_key}"
-        self._pool = Pool(base.rstrip("/"), headers)
+        self._params: dict[str, Any] = dict(getattr(deployment, "params", None) or {})
+        self._cap: int = getattr(deployment, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+        self._event_cap = min(self._cap, DEFAULT_MAX_EVENT_BYTES)
+        pool = getattr(deployment, "connections", None)
+        timeouts = getattr(deployment, "timeouts", None)
+        settings = TransportSettings(
+            connect_timeout=timeouts.connect if timeouts is not None else 5.0,
+            max_connections=pool.max_connections if pool is not None else 512,
+            idle_seconds=pool.idle_seconds if pool is not None else 60.0,
+        )
+        self._transport = Transport(
+            base, headers=headers, egress=EgressSettings.from_policy(getattr(deployment, "egress", None)),
+            settings=settings, name=self.name, secrets=self._secrets,
+        )
 
-    async def _post(self, call: UpstreamCall) -> Response:
+    def _body(self, call: UpstreamCall) -> bytes:
+        # The deployment's params are defaults: a field the client sent itself wins.
+        return orjson.dumps({**self._params, **call.body} if self._params else call.body)
+
+    async def _post(self, call: UpstreamCall) -> UpstreamResponse:
         t: Timeouts = call.timeouts
-        try:
-            async with asyncio.timeout(t.first_byte):
-                resp = await self._pool.request(
-                    "POST", call.endpoint.path, orjson.dumps(call.body), extra_headers=call.extra_headers or None,
-                    connect_timeout=t.connect,
-                )
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"deployment {self.name!r} did not answer within {t.first_byte:g}s") from exc
-        except ConnectionClosed as exc:
-            raise UpstreamUnavailable(f"deployment {self.name!r} closed the connection") from exc
-        except MalformedResponse as exc:
-            raise UpstreamProtocolError(f"deployment {self.name!r} sent a malformed HTTP response") from exc
-        except OSError as exc:
-            raise UpstreamUnavailable(f"cannot connect to deployment {self.name!r}") from exc
+        resp = await self._transport.send(
+            "POST", call.endpoint.path, self._body(call), headers=call.extra_headers or None,
+            head_timeout=t.first_byte,
+        )
         if resp.status >= 400:
             try:
                 async with asyncio.timeout(t.idle):
-                    body = await resp.read()
-            except (ConnectionClosed, MalformedResponse, TimeoutError):
+                    body = await resp.read_all(_ERROR_BODY_CAP)
+            except (UpstreamError, TimeoutError):
                 body = b""
             finally:
-                resp.release()
-            raise error_for_status(self.name, resp.status, body, resp.headers, self._secret)
+                await resp.aclose()
+            raise error_for_status(self.name, resp.status, body, resp.headers, self._secrets)
         return resp
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
         started = time.monotonic()
         resp = await self._post(call)
         try:
-            async with asyncio.timeout(max(0.001, call.timeouts.total - (time.monotonic() - started))):
-                body = await resp.read()
+            body = resp.read_buffered(self._cap)  # a small answer is usually complete with its head
+            if not resp.at_end:
+                async with asyncio.timeout(max(0.001, call.timeouts.total - (time.monotonic() - started))):
+                    body += await resp.read_all(self._cap)
         except TimeoutError as exc:
-            resp.close()
             raise UpstreamTimeout(f"deployment {self.name!r} exceeded {call.timeouts.total:g}s") from exc
-        except (ConnectionClosed, MalformedResponse) as exc:
-            resp.close()
-            raise UpstreamProtocolError(f"deployment {self.name!r} broke off its answer") from exc
-        except BaseException:
-            resp.close()
-            raise
-        resp.release()
+        finally:
+            await resp.aclose()  # pooled after a complete body, dropped otherwise
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -93,106 +103,111 @@ class OpenAICompatProvider:
     async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
         started = time.monotonic()
         resp = await self._post(call)
-        events = _sse_events(resp, call.timeouts, self.name, started + call.timeouts.total)
+        events = self._events(resp, call.timeouts, started + call.timeouts.total)
         try:
             async with asyncio.timeout(call.timeouts.first_byte):
                 first = await anext(events)
         except StopAsyncIteration:
-            resp.close()
+            await resp.aclose()
             raise UpstreamProtocolError(f"deployment {self.name!r} sent an empty stream") from None
         except TimeoutError as exc:
-            resp.close()
-            raise UpstreamTimeout(f"deployment {self.name!r} sent no first token within {call.timeouts.first_byte:g}s") from exc
+            await events.aclose()
+            await resp.aclose()
+            raise UpstreamTimeout(
+                f"deployment {self.name!r} sent no first token within {call.timeouts.first_byte:g}s"
+            ) from exc
         except BaseException:
-            resp.close()
+            await events.aclose()
+            await resp.aclose()
             raise
-        if first.startswith(b"{"):
-            # A server that ignored stream=true and answered with plain JSON.
-            resp.close()
-            raise UpstreamProtocolError(f"deployment {self.name!r} answered a stream request without SSE")
 
         async def close() -> None:
             await events.aclose()
-            resp.close()  # no-op when the stream ended and the connection went back to the pool
+            await resp.aclose()  # drops the connection unless the stream was read to its end
 
         return UpstreamStream(first, events, close)
 
     async def check_health(self) -> bool:
         try:
-            async with asyncio.timeout(2):
-                resp = await self._pool.request("GET", "/models", connect_timeout=2)
-                await resp.read()
-            resp.release()
+            resp = await self._transport.send("GET", "/models", head_timeout=2)
+            try:
+                async with asyncio.timeout(2):
+                    await resp.read_all(_ERROR_BODY_CAP * 16)
+            finally:
+                await resp.aclose()  # a stalled body is dropped with its connection, never left open
             return resp.status < 500
-        except (OSError, TimeoutError, MalformedResponse):
+        except (UpstreamError, TimeoutError):
             return False
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._transport.aclose()
 
+    def _inspect(self, events: list[SSEEvent]) -> bool:
+        """Parse (never re-encode) each data event's JSON; True when the batch ends the stream.
 
-def _last_boundary(buffer: bytes) -> int:
-    """End of the last complete event in ``buffer`` (0 when there is none yet)."""
-    lf = buffer.rfind(b"\n\n")
-    crlf = buffer.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-
-
-def _inspect(batch: bytes, name: str) -> bool:
-    """Parse (never re-encode) each data event's JSON; True when the batch ends the stream.
-
-    A malformed event ends the stream with a clear error instead of reaching the client's SDK as
-    garbage; before the first byte reached the client it triggers a fallback.
-    """
-    done = False
-    text = batch.replace(b"\r\n", b"\n") if b"\r" in batch else batch
-    for event in text.split(b"\n\n"):
-        if not event.startswith(b"data:"):
-            continue  # blank, comment or `event:` lines
-        payload = event[5:].strip()
-        if payload == b"[DONE]":
-            done = True
-            continue
-        try:
-            orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(f"deployment {name!r} sent a malformed stream event") from None
-    return done
-
-
-async def _sse_events(resp: Response, t: Timeouts, name: str, deadline: float) -> AsyncGenerator[bytes, None]:
-    """Yield the upstream's bytes as they arrive, cut at event boundaries: each item holds one or more
-    complete SSE events, exactly as sent. Passing on a read's worth at once (rather than one event at a
-    time) saves a write per event when the upstream is faster than the client connection."""
-    buffer = b""
-    done = False
-    try:
-        while not done:
-            left = deadline - time.monotonic()
+        A malformed event ends the stream with a clear error instead of reaching the client's SDK as
+        garbage; before the first byte reached the client it triggers a fallback.
+        """
+        for event in events:
+            raw = event.raw
+            if raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2:
+                data: bytes | None = raw[6:-2]  # the common shape, one `data:` line: no line splitting
+            else:
+                data = event.data
+            if data is None:
+                continue  # comments and keep-alives
+            if data == b"[DONE]":
+                return True
             try:
-                async with asyncio.timeout(min(t.idle, max(0.001, left))):
-                    chunk = await resp.readany()
-            except TimeoutError as exc:
-                if left <= t.idle:
-                    raise UpstreamTimeout(f"deployment {name!r} exceeded {t.total:g}s") from exc
-                raise UpstreamTimeout(f"deployment {name!r} stalled for {t.idle:g}s mid-stream") from exc
-            except (ConnectionClosed, MalformedResponse) as exc:
-                raise UpstreamProtocolError(f"deployment {name!r} broke off the stream") from exc
-            if not chunk:
-                break
-            buffer += chunk
-            end = _last_boundary(buffer)
-            if not end:
-                continue
-            batch, buffer = buffer[:end], buffer[end:]
-            done = _inspect(batch, name)
-            yield batch
+                orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise UpstreamProtocolError(f"deployment {self.name!r} sent a malformed stream event") from None
+        return False
+
+    async def _read(self, resp: UpstreamResponse, t: Timeouts, deadline: float) -> bytes:
+        if chunk := resp.read_buffered(self._cap):
+            return chunk  # already here: no timer to arm
+        if resp.at_end:
+            return b""
+        left = deadline - time.monotonic()
+        try:
+            async with asyncio.timeout(min(t.idle, max(0.001, left))):
+                return await resp.read_chunk(self._cap)
+        except TimeoutError as exc:
+            if left <= t.idle:
+                raise UpstreamTimeout(f"deployment {self.name!r} exceeded {t.total:g}s") from exc
+            raise UpstreamTimeout(f"deployment {self.name!r} stalled for {t.idle:g}s mid-stream") from exc
+
+    async def _events(self, resp: UpstreamResponse, t: Timeouts, deadline: float) -> AsyncGenerator[bytes, None]:
+        """Yield each read's complete events as one item, exactly as sent. Passing on a read's worth at
+        once (rather than one event at a time) saves a write per event when the upstream is faster
+        than the client connection."""
+        decoder = SSEDecoder(self._event_cap)
+        done = ended = False
+        while not done and not ended:
+            chunk = await self._read(resp, t, deadline)
+            ended = not chunk
+            try:
+                events = decoder.finish() if ended else decoder.feed(chunk)
+            except SSEDecodeError as exc:
+                raise AnswerTooLarge(
+                    f"deployment {self.name!r} sent a stream event over {self._event_cap} bytes",
+                    "a stream event", self._event_cap,
+                ) from exc
+            if events:
+                done = self._inspect(events)
+                yield events[0].raw if len(events) == 1 else b"".join(e.raw for e in events)
         if not done:
-            if buffer.strip().startswith(b"{"):
-                raise UpstreamProtocolError(f"deployment {name!r} answered a stream request without SSE")
-            raise UpstreamProtocolError(f"deployment {name!r} ended the stream before [DONE]")
-    finally:
-        if done:
-            resp.release_when_complete()  # the terminating chunk may still be on its way
-        else:
-            resp.close()
+            if decoder.pending.lstrip().startswith(b"{"):
+                raise UpstreamProtocolError(f"deployment {self.name!r} answered a stream request without SSE")
+            raise UpstreamProtocolError(f"deployment {self.name!r} ended the stream before [DONE]")
+        # The body's end (a chunked terminator) usually follows [DONE] at once: read it so the
+        # connection goes back to the pool instead of being dropped.
+        if resp.at_end:
+            return
+        try:
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                while await resp.read_chunk(self._cap):
+                    pass
+        except (TimeoutError, UpstreamError):
+            pass

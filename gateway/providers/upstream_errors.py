@@ -1,8 +1,13 @@
-"""Turn an upstream's HTTP error answer into the gateway error that says what happened."""
+"""Turn an upstream's HTTP error answer into the gateway error that says what happened, and keep the
+deployment's secrets out of every message: ``scrub`` is the one function both upstream paths use
+(here for the passthrough, ``litellm_errors`` for litellm)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -17,9 +22,45 @@ from gateway.core.errors import (
 )
 from gateway.providers.retry_after import retry_after_seconds
 
-_MAX_MESSAGE = 500
-def upstream_message(body: bytes, secret: str = "") -> str:
-    """The upstream's own error message (OpenAI or Anthropic shape), shortened and with the key scrubbed."""
+_MAX_MESSAGE = 600
+MIN_SECRET_LENGTH = 6  # shorter header values ("1", "true") are not secrets and would mangle messages
+_AUTH_SCHEMES = ("bearer ", "basic ", "token ", "key ")
+
+
+def deployment_secrets(deployment: Any) -> tuple[str, ...]:
+    """Everything of a deployment that must never reach a client or a log: its ``api_key``, the values
+    of its ``headers`` (an Azure ``api-key``, a bearer token), the token inside an ``Authorization``
+    value, and the password of ``user:password@`` in its ``api_base``."""
+    found: list[str] = []
+    for value in (getattr(deployment, "api_key", None), *(getattr(deployment, "headers", None) or {}).values()):
+        if not value:
+            continue
+        found.append(value)
+        lowered = value.lower()
+        for scheme in _AUTH_SCHEMES:
+            if lowered.startswith(scheme):
+                found.append(value[len(scheme):].strip())
+    base = getattr(deployment, "api_base", None) or ""
+    if "@" in base.partition("://")[2].partition("/")[0]:
+        parts = urlsplit(base)
+        if parts.password:
+            password = unquote(parts.password)
+            basic = base64.b64encode(f"{unquote(parts.username or '')}:{password}".encode()).decode()
+            found += (parts.password, password, basic)
+    # Longest first, so a value containing another is replaced whole.
+    return tuple(sorted({s for s in found if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced, cut to a length fit for an error body."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def upstream_message(body: bytes, secrets: Iterable[str] = ()) -> str:
+    """The upstream's own error message (OpenAI or Anthropic shape), shortened and with secrets scrubbed."""
     message = ""
     try:
         parsed = orjson.loads(body)
@@ -33,10 +74,9 @@ def upstream_message(body: bytes, secret: str = "") -> str:
         elif isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
             message = parsed["message"]  # older vLLM and SGLang: the error object is the body
     except orjson.JSONDecodeError:
-        message = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip()
-    if secret and len(secret) >= 6:
-        message = message.replace(secret, "***")
-    return message[:_MAX_MESSAGE]
+        message = body[: _MAX_MESSAGE * 4].decode("utf-8", "replace").strip()
+    # Scrubbed before it is cut: a secret straddling the cut must not survive half-visible.
+    return scrub(message, secrets)
 
 
 def context_length_exceeded(error: object) -> bool:
@@ -66,8 +106,10 @@ def _error_object(body: bytes) -> object:
     return parsed["error"] if isinstance(parsed.get("error"), dict) else parsed
 
 
-def error_for_status(name: str, status: int, body: bytes, headers: Mapping[str, str], secret: str = "") -> UpstreamError:
-    detail = upstream_message(body, secret)
+def error_for_status(
+    name: str, status: int, body: bytes, headers: Mapping[str, str], secrets: Iterable[str] = ()
+) -> UpstreamError:
+    detail = upstream_message(body, secrets)
     said = f": {detail}" if detail else ""
     if status == 429:
         return UpstreamRateLimited(f"deployment {name!r} is rate limited{said}", retry_after=retry_after_seconds(headers))

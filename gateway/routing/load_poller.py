@@ -23,9 +23,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from gateway.core.errors import UpstreamError, UpstreamTimeout
 from gateway.policy.models import Deployment, LoadSource
-from gateway.providers.http1 import ConnectionClosed, MalformedResponse, Pool, Response
+from gateway.providers.egress import EgressSettings
 from gateway.providers.registry import DEFAULT_API_BASES
+from gateway.providers.transport import Transport, TransportSettings
 from gateway.routing.server_load import (
     LoadPageError,
     ServerLoad,
@@ -82,18 +84,6 @@ def source_address(dep: Deployment) -> SourceAddress:
     return SourceAddress(origin, path, props, slots)
 
 
-async def _read_capped(resp: Response) -> bytes:
-    """The whole body, refusing one past ``_PAGE_LIMIT`` as it arrives (not after holding it all)."""
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await resp.readany():
-        size += len(chunk)
-        if size > _PAGE_LIMIT:
-            raise LoadPollError(f"the page is larger than {_PAGE_LIMIT} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 class _Source:
     """One deployment's load source: its connection pool and what was learnt from it."""
 
@@ -103,7 +93,12 @@ class _Source:
         self.config: LoadSource = dep.load_source
         self.address = source_address(dep)
         headers = {"authorization": f"Bearer {dep.api_key}"} if dep.api_key else {}
-        self.pool = Pool(self.address.origin, headers)
+        # The deployment's own egress (proxy, company CA, client certificate) reaches its load page too.
+        self.pool = Transport(
+            self.address.origin, headers=headers, egress=EgressSettings.from_policy(dep.egress),
+            settings=TransportSettings(connect_timeout=2.0, max_connections=4), name=dep.name,
+            log_failures=False,  # a failed poll is logged once per streak, by the poller
+        )
         self.slots: int | None = self.config.slots
         self.slots_page = self.address.slots_path is not None
         self.failing = False
@@ -111,17 +106,17 @@ class _Source:
     async def get(self, path: str, limit_s: float) -> bytes:
         try:
             async with asyncio.timeout(limit_s):
-                resp = await self.pool.request("GET", path, connect_timeout=limit_s)
+                resp = await self.pool.send("GET", path, head_timeout=limit_s)
                 try:
-                    body = await _read_capped(resp)
-                except BaseException:
-                    resp.close()  # a half-read answer: the connection cannot be reused
-                    raise
-        except TimeoutError as exc:
+                    body = await resp.read_all(_PAGE_LIMIT)  # refused as it arrives, never held whole
+                finally:
+                    await resp.aclose()  # a half-read answer drops its connection
+        except (TimeoutError, UpstreamTimeout) as exc:
             raise LoadPollError(f"no answer within {limit_s:g}s") from exc
-        except (OSError, ConnectionClosed, MalformedResponse) as exc:
-            raise LoadPollError(f"cannot read {path}: {type(exc).__name__}") from exc
-        resp.release()
+        except UpstreamError as exc:
+            if "max_response_bytes" in exc.message:
+                raise LoadPollError(f"the page is larger than {_PAGE_LIMIT} bytes") from exc
+            raise LoadPollError(f"cannot read {path}: {type(exc.__cause__ or exc).__name__}") from exc
         if resp.status != 200:
             raise LoadPollError(f"{path} answered {resp.status}", status=resp.status)
         return body

@@ -13,16 +13,19 @@ Architecture::
             ▼
       StateBackend protocol (backend.py)
         ├── MemoryBackend  in-process default (memory.py)
-        └── RedisBackend   redis.asyncio + Lua scripts (redis_backend.py, scripts.py),
-                           every call through CallGuard (guard.py): timeout, error count, health, back-off
+        └── RedisBackend   standalone Redis or Redis Cluster (detected), Lua scripts (redis_backend.py,
+                           scripts.py), settings from one URL parse (redis_settings.py), lean request-path
+                           connection (resp.py); every call through CallGuard (guard.py): timeout, error
+                           count, health, back-off, last error
 
 Failure policy: a backend failure raises ``BackendUnavailable`` inside this package only. The cache
 fails open (a miss; nothing stored), rate limits and budgets fail open or closed as the caller says
 (``Defaults.rate_limit_failure``; closed raises ``StateUnavailable``, 503), spend is retried without
 double counting, shared stats are skipped. No redis exception ever leaves the package.
 
-Redis keys are namespaced and versioned (``gw:v1:cache:…``, ``gw:v1:rl:…``, ``gw:v1:spend:…``,
-``gw:v1:stats``, ``gw:v1:{shadow}:…``); a standalone or Sentinel-managed Redis is assumed (not Cluster).
+Redis keys are namespaced and versioned (``gw:v1:cache:…``, ``gw:v1:rl:{team}…``, ``gw:v1:{spend}:…``,
+``gw:v1:{shadow}:…``, ``gw:v1:stats``), hash-tagged so that each script's keys share one cluster slot. A
+standalone Redis (TCP, TLS or unix socket) or a Redis Cluster (any node's URL) is supported; Sentinel is not.
 """
 
 from gateway.state.backend import StateBackend

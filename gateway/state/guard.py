@@ -49,6 +49,8 @@ class CallGuard:
         self._probing = False
         self.errors = 0
         self.skipped = 0
+        self.last_error: str | None = None
+        """The last failure as ``Class: message`` (the backend scrubs it before showing it)."""
 
     @property
     def healthy(self) -> bool:
@@ -66,6 +68,7 @@ class CallGuard:
             async with asyncio.timeout(self.timeout):
                 result = await fn()
         except self._failures as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             await self._failed(operation)
             raise BackendUnavailable(operation, f"{type(exc).__name__}: {exc}") from exc
         finally:

@@ -179,5 +179,8 @@ def _checks(key: str, team: str, key_limit: RateLimit | None, team_limit: RateLi
             limit = None if limits is None else limits.requests_per_minute if kind == "requests" else limits.tokens_per_minute
             if limit is not None:
                 cost = 1 if kind == "requests" else tokens
-                checks.append(_Check(kind, scope, name, RateCharge(f"{scope}:{name}:{kind}", limit, cost)))  # type: ignore[arg-type]
+                # `{team}` is a Redis hash tag: a key's buckets and its team's share one cluster slot,
+                # so one script checks and charges them all atomically (state/scripts.py).
+                bucket = f"{{{team}}}{scope}:{name}:{kind}"
+                checks.append(_Check(kind, scope, name, RateCharge(bucket, limit, cost)))  # type: ignore[arg-type]
     return checks

@@ -5,8 +5,12 @@ for every command: about twice the CPU of the round trip itself (measured: 125 Â
 MGET on this machine). The request path makes two such calls (the rate-limit script and the cache
 lookup), so they go through this instead: one connection per process, commands issued in the same
 loop iteration written together and replies matched in order (RESP answers in order), parsed by
-hiredis. Under load several requests' commands share one write and one read. Everything else (spend, shared stats, script loading) stays
-on redis-py.
+hiredis. Under load several requests' commands share one write and one read. Everything else (spend,
+shared stats, script loading) stays on redis-py, and so does the whole of a Redis Cluster.
+
+It connects the way redis-py does from the same ``RedisSettings`` (``redis_settings.py``): TCP, TLS with
+the URL's CA/verify/client-certificate options, or a unix socket; ``AUTH`` with user and password and
+``SELECT`` of the URL's database, so both clients always work on the same database.
 
 A call abandoned by its caller (timeout) keeps its place in the reply queue, so later replies still
 go to the right caller. A lost connection fails every waiting call; the next call reconnects.
@@ -18,9 +22,10 @@ import asyncio
 import hashlib
 from collections import deque
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import hiredis
+
+from gateway.state.redis_settings import RedisSettings
 
 
 class RespError(Exception):
@@ -72,36 +77,35 @@ def _pack(args: tuple[Any, ...]) -> bytes:
 
 
 class RespConnection:
-    def __init__(self, host: str, port: int, db: int = 0, password: str | None = None,
-                 username: str | None = None) -> None:
-        self._host, self._port, self._db = host, port, db
-        self._auth = (username, password) if password else None
+    def __init__(self, settings: RedisSettings) -> None:
+        self.settings = settings
+        self._ssl = settings.ssl_context()
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._scripts: dict[str, bytes] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> RespConnection | None:
-        """A connection for plain ``redis://`` URLs; None for TLS or unix sockets (redis-py serves those)."""
-        parsed = urlparse(url)
-        if parsed.scheme != "redis" or not parsed.hostname:
-            return None
-        path = parsed.path.strip("/")
-        if path and not path.isdigit():
-            return None
-        db = int(path) if path else 0
-        password = unquote(parsed.password) if parsed.password else None
-        username = unquote(parsed.username) if parsed.username else None
-        return cls(parsed.hostname, parsed.port or 6379, db, password, username)
+    def from_url(cls, url: str) -> RespConnection:
+        return cls(RedisSettings.from_url(url))
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_Protocol, self._host, self._port)
-        if self._auth is not None:
-            user, password = self._auth
-            await self._send(protocol, ("AUTH", user, password) if user else ("AUTH", password))
-        if self._db:
-            await self._send(protocol, ("SELECT", self._db))
+        s = self.settings
+        if s.path:
+            _, protocol = await loop.create_unix_connection(_Protocol, s.path)
+        else:
+            _, protocol = await loop.create_connection(
+                _Protocol, s.host, s.port, ssl=self._ssl, server_hostname=s.host if self._ssl else None,
+            )
+        try:
+            if s.password is not None:
+                await self._send(protocol, ("AUTH", s.username, s.password) if s.username else ("AUTH", s.password))
+            if s.db:
+                await self._send(protocol, ("SELECT", s.db))
+        except BaseException:
+            if protocol.transport is not None:
+                protocol.transport.close()
+            raise
         return protocol
 
     async def _connection(self) -> _Protocol:

@@ -4,8 +4,11 @@ They are registered once (``register_script``) and called by SHA (EVALSHA); redi
 transparently when a restarted Redis answers NOSCRIPT. Time comes from the server's ``TIME`` so that
 every replica agrees on window boundaries and staleness, whatever its own clock says.
 
-Keys: the scripts build some key names from a prefix and their arguments (window indexes, periods),
-which assumes a standalone (or Sentinel-managed) Redis, not Redis Cluster.
+Keys and Redis Cluster: a script may only touch keys of one hash slot, so each builds the names it
+derives (window indexes, periods, request ids) from a key it was given, and those carry a hash tag
+(``{...}``) that every derived name shares: the team for rate limits (``{team}`` in the bucket, so a
+key's and its team's buckets are checked in one script), ``{spend}`` for every spend counter and marker.
+The same names are used on a standalone Redis, so one layout serves both.
 """
 
 from __future__ import annotations
@@ -60,20 +63,21 @@ end
 return 1
 """
 
-# ARGV: prefix, dedupe_ttl_s, day_ttl_s, month_ttl_s, then groups of 7:
+# KEYS[1]: the spend base key (``<prefix>{spend}``; every name below extends it, one hash slot).
+# ARGV: unused, dedupe_ttl_s, day_ttl_s, month_ttl_s, then groups of 7:
 # request_id, key, team, deployment, nanos, day, month.
 # Each request id counts once: SET NX on its marker, and only if that succeeded the six HINCRBYs
 # (key, team, deployment x day, month). Nano-dollars are integers, so the sums are exact.
 SPEND_ADD = """
-local p = ARGV[1]
+local p = KEYS[1] .. ':'
 local dedupe_ttl, day_ttl, month_ttl = ARGV[2], ARGV[3], ARGV[4]
 local kinds = {'key', 'team', 'deployment'}
 local applied = 0
 for i = 5, #ARGV, 7 do
-  if redis.call('SET', p .. 'spend:req:' .. ARGV[i], '1', 'NX', 'EX', dedupe_ttl) then
+  if redis.call('SET', p .. 'req:' .. ARGV[i], '1', 'NX', 'EX', dedupe_ttl) then
     local nanos = ARGV[i + 4]
-    local day = p .. 'spend:d:' .. ARGV[i + 5] .. ':'
-    local month = p .. 'spend:m:' .. ARGV[i + 6] .. ':'
+    local day = p .. 'd:' .. ARGV[i + 5] .. ':'
+    local month = p .. 'm:' .. ARGV[i + 6] .. ':'
     for k = 1, 3 do
       local name = ARGV[i + k]
       redis.call('HINCRBY', day .. kinds[k], name, nanos)
@@ -143,3 +147,5 @@ for i = 1, #all, 2 do
 end
 return out
 """
+
+ALL = (RATE_CONSUME, RATE_ADJUST, SPEND_ADD, SHADOW_ADD, STATS_PUBLISH, STATS_FETCH)

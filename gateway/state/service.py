@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gateway.state.backend import StateBackend
@@ -13,6 +14,8 @@ from gateway.state.ratelimit import RateLimiter
 from gateway.state.shadow_tally import ShadowTally
 from gateway.state.shared_stats import SharedStats
 from gateway.state.spend import SpendRecorder
+
+log = logging.getLogger("gateway.state")
 
 
 class StateService:
@@ -38,7 +41,8 @@ class StateService:
         on_health: HealthHook | None = None,
         **redis_options: Any,
     ) -> StateService:
-        """Redis when ``redis_url`` is set (``redis://``, ``rediss://``, ``unix://``), else in-process.
+        """Redis when ``redis_url`` is set (``redis://``, ``rediss://``, ``unix://``, any node of a
+        cluster; see ``redis_settings.py``), else in-process. A malformed URL raises ``RedisURLError``.
 
         ``on_error(operation)`` is called for each failed Redis call (wire it to ``gateway_redis_errors_total``),
         ``on_health(up)`` whenever Redis goes down or comes back (``gateway_redis_up``). ``redis_options``:
@@ -60,6 +64,11 @@ class StateService:
     def healthy(self) -> bool:
         return self.backend.healthy
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the backend last failed (``WRONGPASS ...``, a TLS reason), for ``/readyz``; no secrets."""
+        return getattr(self.backend, "last_error", None)
+
     async def ping(self) -> bool:
         """Whether the backend answers now; for ``/readyz``. Never raises."""
         return await self.backend.ping()
@@ -71,6 +80,11 @@ class StateService:
         up = await self.backend.ping()
         if self._on_health is not None and up:
             self._on_health(True)  # the guard only reports changes; say "up" once at start
+        if not up:
+            # Serving on (limits fail open or closed by policy), but an operator must see why at once:
+            # a wrong password or a TLS failure would otherwise only show as missing cache hits.
+            where = getattr(getattr(self.backend, "settings", None), "describe", lambda: "Redis")()
+            log.error("shared state at %s is unreachable, serving degraded: %s", where, self.last_error)
 
     async def aclose(self) -> None:
         """Flush pending spend, cache fills and rate corrections (bounded waits), then close connections."""

@@ -1,0 +1,123 @@
+"""Private redis-server instances for the Redis conformance and cluster tests: password, TLS, unix socket,
+a three-master cluster. Each is started by the test on free ports (never the Redis on 6379) and stopped
+by its own process id."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.servers import free_port
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: run `bash .ci/install-test-services.sh`", pytrace=False)
+    return found
+
+
+class RedisInstance:
+    """One ``redis-server`` with the given options, in its own directory."""
+
+    def __init__(self, directory: Path, *options: str, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port if port is not None else free_port()
+        self.options = options
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> RedisInstance:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
+             *self.options],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            done = subprocess.run([_binary("redis-cli"), "-p", str(self.port), "ping"], capture_output=True, text=True)
+            if "PONG" in done.stdout or "NOAUTH" in done.stdout:  # up (a password server answers NOAUTH)
+                return self
+            time.sleep(0.05)
+        log = (self.directory / "redis.log").read_text() if (self.directory / "redis.log").exists() else ""
+        self.stop()
+        pytest.fail(f"redis-server did not start: {log[-2000:]}", pytrace=False)
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([_binary("redis-cli"), "-p", str(self.port), *args], capture_output=True, text=True,
+                              timeout=10)
+        return done.stdout.strip()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too and within range (a node refuses > 55535)."""
+    for _ in range(200):
+        port = random.randint(20_000, 55_535)
+        if all(_free(p) for p in (port, port + 10_000)):
+            return port
+    pytest.fail("no free port pair for a cluster node", pytrace=False)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Cluster:
+    """Three masters, no replicas: ``redis-server --cluster-enabled yes`` x3 and ``redis-cli --cluster create``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.nodes = [
+            RedisInstance(directory / f"node{i}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                          "--cluster-node-timeout", "2000", "--appendonly", "no", port=cluster_port())
+            for i in range(3)
+        ]
+
+    def start(self) -> Cluster:
+        for node in self.nodes:
+            node.start()
+        create = subprocess.run(
+            [_binary("redis-cli"), "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60,
+        )
+        if create.returncode != 0:
+            self.stop()
+            pytest.fail(f"redis-cli --cluster create failed: {create.stdout[-2000:]}{create.stderr}", pytrace=False)
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all("cluster_state:ok" in n.cli("cluster", "info") for n in self.nodes if n.process):
+                return
+            time.sleep(0.1)
+        pytest.fail("the cluster did not reach cluster_state:ok", pytrace=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
