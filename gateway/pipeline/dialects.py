@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,6 +46,7 @@ from gateway.routing.executor import RequestFor, UpstreamRequest, body_for
 from gateway.routing.tokens import estimate_request_tokens
 
 _TAKES_TOP_K = frozenset({"vllm", "sglang", "llamacpp", "ollama", "simulator"})
+_ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 @dataclass(slots=True)
@@ -54,6 +56,8 @@ class Inbound:
     body: dict[str, Any]
     chat: dict[str, Any] | None
     stream: bool
+    forwarded: dict[str, str] = field(default_factory=dict)
+    """Client headers a native upstream reads (``anthropic-version``, ``anthropic-beta``)."""
 
     @property
     def model(self) -> str:
@@ -71,7 +75,7 @@ class Dialect(ABC):
     endpoint: Endpoint
 
     @abstractmethod
-    def parse(self, raw: bytes) -> Inbound: ...
+    def parse(self, raw: bytes, headers: Mapping[str, str]) -> Inbound: ...
 
     @abstractmethod
     def request_for(self, inbound: Inbound) -> RequestFor: ...
@@ -110,7 +114,7 @@ class OpenAIDialect(Dialect):
         self.endpoint = endpoint
         self.name = endpoint.value
 
-    def parse(self, raw: bytes) -> Inbound:
+    def parse(self, raw: bytes, headers: Mapping[str, str]) -> Inbound:
         body = parse_json_object(raw)
         validate(self.endpoint, body)
         return Inbound(body, None, body.get("stream") is True and self.endpoint is not Endpoint.EMBEDDINGS)
@@ -140,7 +144,7 @@ class _Translating(Dialect):
     def request_for(self, inbound: Inbound) -> RequestFor:
         def for_target(dep: Deployment) -> UpstreamRequest:
             if self.endpoint.value in dep.endpoints:
-                return UpstreamRequest(self.endpoint, self._native_body(inbound.body, dep))
+                return UpstreamRequest(self.endpoint, self._native_body(inbound.body, dep), headers=inbound.forwarded)
             translation = self.translate(inbound.body, chat_target(dep))
             return UpstreamRequest(Endpoint.CHAT, {**translation.body, "model": dep.model}, translation.note())
 
@@ -168,10 +172,11 @@ class MessagesDialect(_Translating):
     name = "messages"
     endpoint = Endpoint.MESSAGES
 
-    def parse(self, raw: bytes) -> Inbound:
+    def parse(self, raw: bytes, headers: Mapping[str, str]) -> Inbound:
         body = parse_json_object(raw, what="The Anthropic API")
         validate_messages(body)
-        return Inbound(body, messages_to_chat(body).body, body.get("stream") is True)
+        forwarded = {name: headers[name] for name in _ANTHROPIC_HEADERS if name in headers}
+        return Inbound(body, messages_to_chat(body).body, body.get("stream") is True, forwarded)
 
     def translate(self, body: dict[str, Any], target: ChatTarget) -> Translation:
         return messages_to_chat(body, target)
@@ -222,7 +227,7 @@ class ResponsesDialect(_Translating):
     endpoint = Endpoint.RESPONSES
     _output_field = "max_output_tokens"
 
-    def parse(self, raw: bytes) -> Inbound:
+    def parse(self, raw: bytes, headers: Mapping[str, str]) -> Inbound:
         body = parse_json_object(raw)
         validate_responses(body)
         return Inbound(body, responses_to_chat(body).body, body.get("stream") is True)

@@ -51,7 +51,7 @@ class ProxyService:
         """Authenticate, validate, check the budget and decide; fills ``call`` and returns the parsed request."""
         snapshot = call.snapshot = self.runtime.snapshot
         call.identity = identity = authenticate(snapshot, credentials(headers), self.admin_key)
-        inbound = dialect.parse(raw)
+        inbound = dialect.parse(raw, headers)
         facts = snapshot.facts.build(dialect.endpoint, inbound.body, headers, team=identity.team, key=identity.key,
                                      chat_body=inbound.chat)
         call.facts = facts = await self.admission.budget(call, facts)

@@ -15,6 +15,12 @@ from typing import Any, Protocol
 
 from gateway.core.types import Endpoint, Usage
 
+LAST_EVENTS: dict[Endpoint, frozenset[str]] = {
+    Endpoint.RESPONSES: frozenset({"response.completed", "response.incomplete", "response.failed"}),
+    Endpoint.MESSAGES: frozenset({"message_stop"}),
+}
+"""The ``type`` of the event that ends a Responses or Messages stream (chat streams end with ``[DONE]``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:

@@ -42,6 +42,7 @@ from gateway.core.errors import (
 )
 from gateway.core.types import Endpoint, Usage
 from gateway.providers import litellm_wire as wire
+from gateway.providers.anthropic_messages import AnthropicMessagesPassthrough
 from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.egress import EgressSettings
 from gateway.providers.litellm_egress import litellm_client
@@ -111,6 +112,9 @@ class LiteLLMProvider:
         self._client = litellm_client(
             deployment.type, self._api_base, EgressSettings.from_policy(getattr(deployment, "egress", None))
         )
+        # A client speaking Anthropic's Messages API reaches an Anthropic deployment untouched.
+        self._messages = (AnthropicMessagesPassthrough(deployment, context or ProviderContext())
+                          if deployment.type == "anthropic" else None)
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"LiteLLMProvider(name={self.name!r}, model={self.model!r}, api_base={self._api_base!r})"
@@ -142,6 +146,8 @@ class LiteLLMProvider:
     # -- Provider protocol ------------------------------------------------------------------
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
+        if call.endpoint is Endpoint.MESSAGES and self._messages is not None:
+            return await self._messages.complete(call)
         if call.endpoint is Endpoint.EMBEDDINGS:
             return await self._embed(call)
         self._require_chat(call)
@@ -154,6 +160,8 @@ class LiteLLMProvider:
         return UpstreamReply(body=orjson.dumps(shaped), usage=wire.usage_of(shaped), parsed=shaped)
 
     async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
+        if call.endpoint is Endpoint.MESSAGES and self._messages is not None:
+            return await self._messages.open_stream(call)
         self._require_chat(call)
         timeouts = effective_timeouts(call.timeouts, self._timeouts)
         loop = asyncio.get_running_loop()
@@ -194,9 +202,12 @@ class LiteLLMProvider:
         return True
 
     async def aclose(self) -> None:
-        """litellm's own HTTP clients are process-wide; only a deployment's egress client is ours."""
+        """litellm's own HTTP clients are process-wide; a deployment's egress client and its Messages
+        passthrough are ours."""
         if self._client is not None:
             await self._client.close()
+        if self._messages is not None:
+            await self._messages.aclose()
 
     # -- internals --------------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ import orjson
 
 from gateway.core.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from gateway.core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecodeError, SSEDecoder, SSEEvent
-from gateway.core.types import Usage
-from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.core.types import Endpoint, Usage
+from gateway.providers.base import LAST_EVENTS, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.egress import EgressSettings
 from gateway.providers.registry import DEFAULT_API_BASES, ProviderContext
 from gateway.providers.transport import AnswerTooLarge, Transport, TransportSettings, UpstreamResponse
@@ -41,9 +41,7 @@ class OpenAICompatProvider:
         if not base:
             raise ValueError(f"deployment {deployment.name!r}: api_base is required for type {deployment.type!r}")
         self._secrets = deployment_secrets(deployment)
-        headers = {"content-type": "application/json", **deployment.headers}
-        if deployment.api_key:
-            headers["authorization"] = f"Bearer {deployment.api_key}"
+        headers = {"content-type": "application/json", **self.auth_headers(deployment), **deployment.headers}
         self._params: dict[str, Any] = dict(getattr(deployment, "params", None) or {})
         self._cap: int = getattr(deployment, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         self._event_cap = min(self._cap, DEFAULT_MAX_EVENT_BYTES)
@@ -58,6 +56,11 @@ class OpenAICompatProvider:
             base, headers=headers, egress=EgressSettings.from_policy(getattr(deployment, "egress", None)),
             settings=settings, name=self.name, secrets=self._secrets,
         )
+
+    @staticmethod
+    def auth_headers(deployment: Any) -> dict[str, str]:
+        """How the upstream is sent the deployment's key: OpenAI's bearer token."""
+        return {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
 
     def _body(self, call: UpstreamCall) -> bytes:
         # The deployment's params are defaults: a field the client sent itself wins.
@@ -103,7 +106,7 @@ class OpenAICompatProvider:
     async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
         started = time.monotonic()
         resp = await self._post(call)
-        events = self._events(resp, call.timeouts, started + call.timeouts.total)
+        events = self._events(resp, call.timeouts, started + call.timeouts.total, call.endpoint)
         try:
             async with asyncio.timeout(call.timeouts.first_byte):
                 first = await anext(events)
@@ -142,12 +145,15 @@ class OpenAICompatProvider:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    def _inspect(self, events: list[SSEEvent]) -> bool:
+    def _inspect(self, events: list[SSEEvent], endpoint: Endpoint) -> bool:
         """Parse (never re-encode) each data event's JSON; True when the batch ends the stream.
 
         A malformed event ends the stream with a clear error instead of reaching the client's SDK as
-        garbage; before the first byte reached the client it triggers a fallback.
+        garbage; before the first byte reached the client it triggers a fallback. Chat and completions
+        streams end with ``data: [DONE]``; Responses and Messages streams with their last typed event
+        (``LAST_EVENTS``).
         """
+        last = LAST_EVENTS.get(endpoint)
         for event in events:
             raw = event.raw
             if raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2:
@@ -159,9 +165,11 @@ class OpenAICompatProvider:
             if data == b"[DONE]":
                 return True
             try:
-                orjson.loads(data)
+                payload = orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise UpstreamProtocolError(f"deployment {self.name!r} sent a malformed stream event") from None
+            if last is not None and isinstance(payload, dict) and payload.get("type") in last:
+                return True
         return False
 
     async def _read(self, resp: UpstreamResponse, t: Timeouts, deadline: float) -> bytes:
@@ -178,7 +186,8 @@ class OpenAICompatProvider:
                 raise UpstreamTimeout(f"deployment {self.name!r} exceeded {t.total:g}s") from exc
             raise UpstreamTimeout(f"deployment {self.name!r} stalled for {t.idle:g}s mid-stream") from exc
 
-    async def _events(self, resp: UpstreamResponse, t: Timeouts, deadline: float) -> AsyncGenerator[bytes, None]:
+    async def _events(self, resp: UpstreamResponse, t: Timeouts, deadline: float,
+                      endpoint: Endpoint) -> AsyncGenerator[bytes, None]:
         """Yield each read's complete events as one item, exactly as sent. Passing on a read's worth at
         once (rather than one event at a time) saves a write per event when the upstream is faster
         than the client connection."""
@@ -195,12 +204,12 @@ class OpenAICompatProvider:
                     "a stream event", self._event_cap,
                 ) from exc
             if events:
-                done = self._inspect(events)
+                done = self._inspect(events, endpoint)
                 yield events[0].raw if len(events) == 1 else b"".join(e.raw for e in events)
         if not done:
             if decoder.pending.lstrip().startswith(b"{"):
                 raise UpstreamProtocolError(f"deployment {self.name!r} answered a stream request without SSE")
-            raise UpstreamProtocolError(f"deployment {self.name!r} ended the stream before [DONE]")
+            raise UpstreamProtocolError(f"deployment {self.name!r} ended the stream before its end marker")
         # The body's end (a chunked terminator) usually follows [DONE] at once: read it so the
         # connection goes back to the pool instead of being dropped.
         if resp.at_end:

@@ -28,8 +28,9 @@ from gateway.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.core.types import Usage
-from gateway.providers.base import UpstreamCall, UpstreamReply, UpstreamStream
+from gateway.core.sse import iter_events
+from gateway.core.types import Endpoint, Usage
+from gateway.providers.base import LAST_EVENTS, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.registry import ProviderContext
 from gateway.providers.retry_after import retry_after_seconds
 from gateway.providers.upstream_errors import context_length_exceeded
@@ -90,8 +91,8 @@ class SimulatedProvider:
             raise UpstreamTimeout(f"{self.name}: no first event within {budget:g}s") from None
         except StopAsyncIteration:
             raise UpstreamProtocolError(f"{self.name}: stream ended before its first event") from None
-        self._check_event(first)
-        rest = self._rest(events, done=first == DONE_EVENT, deadline=deadline, idle=timeouts.idle)
+        done = self._check_event(first, call.endpoint)
+        rest = self._rest(events, done=done, deadline=deadline, idle=timeouts.idle, endpoint=call.endpoint)
 
         async def close() -> None:
             await _close(rest)
@@ -114,7 +115,7 @@ class SimulatedProvider:
         return await self.simulator.handle("POST", "/v1" + call.endpoint.path, headers, orjson.dumps(body))
 
     async def _rest(
-        self, events: AsyncIterator[bytes], *, done: bool, deadline: float, idle: float
+        self, events: AsyncIterator[bytes], *, done: bool, deadline: float, idle: float, endpoint: Endpoint
     ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         while not done:
@@ -129,23 +130,27 @@ class SimulatedProvider:
                     f"{self.name}: stream stalled (no event within the time budget)"
                 ) from None
             except StopAsyncIteration:
-                raise UpstreamProtocolError(f"{self.name}: stream ended without [DONE]") from None
-            self._check_event(event)
-            done = event == DONE_EVENT
+                raise UpstreamProtocolError(f"{self.name}: stream ended before its end marker") from None
+            done = self._check_event(event, endpoint)
             yield event
 
-    def _check_event(self, event: bytes) -> None:
-        """Each OpenAI event is one ``data: <json>`` line and a blank line; anything else is broken."""
+    def _check_event(self, event: bytes, endpoint: Endpoint) -> bool:
+        """Each event is a ``data: <json>`` line (Responses and Messages events an ``event:`` line first)
+        and a blank line; anything else is broken. True for the stream's last event: ``[DONE]``, or the
+        final typed event of a Responses or Messages stream."""
         if event == CUT_CONNECTION:
             raise UpstreamProtocolError(f"{self.name}: upstream dropped the connection mid-stream")
         if event == DONE_EVENT:
-            return
+            return True
+        parsed = iter_events(event)
         try:
-            if not (event.startswith(b"data: ") and event.endswith(b"\n\n")):
-                raise ValueError("not a data event")
-            orjson.loads(event[6:])
+            if len(parsed) != 1 or parsed[0].data is None:
+                raise ValueError("not one data event")
+            payload = orjson.loads(parsed[0].data)
         except ValueError:  # orjson.JSONDecodeError is a ValueError
             raise UpstreamProtocolError(f"{self.name}: malformed stream event") from None
+        last = LAST_EVENTS.get(endpoint)
+        return last is not None and isinstance(payload, dict) and payload.get("type") in last
 
     def _raise_for_failure(self, reply: SimResponse) -> None:
         if reply.cut:

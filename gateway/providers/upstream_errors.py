@@ -121,7 +121,7 @@ def error_for_status(
                             code="upstream_auth_failed")
         err.retryable = True
         return err
-    if status == 503:
+    if status in (503, 529):  # 529: Anthropic's "overloaded"
         return UpstreamUnavailable(f"deployment {name!r} is unavailable{said}")
     if status in (400, 413) and context_length_exceeded(_error_object(body)):
         return ContextLengthExceeded(f"deployment {name!r}: the request does not fit its context window{said}",

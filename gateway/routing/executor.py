@@ -61,6 +61,8 @@ class UpstreamRequest:
     body: dict[str, Any]
     note: str = ""
     """What a translation to the target's API dropped or clamped (for a header and the access log)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Client headers the target's API reads (``anthropic-version``, ``anthropic-beta``)."""
 
 
 RequestFor = Callable[[Deployment], UpstreamRequest]
@@ -142,7 +144,8 @@ class Executor:
                 failures.append(Attempted(dep.name, "saturated", last.summary()))
                 continue
             remaining = deadline - time.monotonic()
-            call = UpstreamCall(request.endpoint, request.body, stream, request_id, _timeouts(dep, remaining))
+            call = UpstreamCall(request.endpoint, request.body, stream, request_id, _timeouts(dep, remaining),
+                                dict(request.headers))
             try:
                 execution = await self._with_retries(dep, providers[dep.name], call, deadline, gate)
             except GatewayError as exc:

@@ -1,8 +1,9 @@
-"""Anthropic Messages and OpenAI Responses clients through the gateway to a self-hosted chat model.
+"""Anthropic Messages and OpenAI Responses clients through the gateway, to every kind of upstream.
 
-The official ``anthropic`` and ``openai`` SDKs talk to a real gateway process; the deployment is the
-HTTP simulator as a vLLM chat server, so every request is translated to chat completions and every
-answer back. Routing, headers, accounting and the cache apply as to chat.
+The official ``anthropic`` and ``openai`` SDKs talk to a real gateway process. Every upstream is the HTTP
+simulator: as a self-hosted vLLM chat server (requests translated to chat completions and answers back),
+as an Anthropic deployment and as an OpenAI deployment speaking Messages and Responses natively (passed
+through untouched). Routing, headers, accounting and the cache apply as to chat.
 """
 
 from __future__ import annotations
@@ -26,11 +27,19 @@ RESPONSES_WEATHER = {"type": "function", "name": "get_weather", "description": "
                      "parameters": WEATHER["input_schema"]}
 
 
+_SIMULATORS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def gateway(sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     log = tmp_path_factory.mktemp("entrances") / "gateway.log"
     with servers.gateway(POLICY, env={"SIM_URL": sim_url, "GATEWAY_ACCESS_LOG": "true"}, log_path=log) as url:
+        _SIMULATORS[url] = sim_url
         yield url, log
+
+
+def url_of_simulator(gateway_url: str) -> str:
+    return _SIMULATORS[gateway_url]
 
 
 def claude(url: str) -> anthropic.Anthropic:
@@ -142,3 +151,71 @@ def test_a_translated_answer_is_cached_and_replayed_in_the_same_protocol(gateway
     assert streamed.headers["x-gateway-cache"] == "hit" and b"event: message_stop" in streamed.content
     as_chat = httpx.post(f"{url}/v1/chat/completions", json={k: v for k, v in body.items() if k != "max_tokens"})
     assert as_chat.headers["x-gateway-cache"] == "miss", "an entry is replayed only to the protocol it was made for"
+
+
+# --- upstreams that speak the client's protocol: passed through untouched ------------------------------
+
+
+def test_messages_pass_through_to_an_anthropic_deployment(gateway: tuple[str, Path]) -> None:
+    url, log = gateway
+    raw = claude(url).messages.with_raw_response.create(
+        model="claude-sonnet-4-5-20250929", max_tokens=64, messages=[{"role": "user", "content": "Say hello."}])
+    message = raw.parse()
+    assert raw.headers["x-gateway-deployment"] == "vendor-claude" and "x-gateway-translation" not in raw.headers
+    assert message.type == "message" and message.content[0].type == "text" and message.usage.output_tokens > 0
+    entry = access_log(log, raw.headers["x-request-id"])
+    assert entry["endpoint"] == "messages" and entry["cost_usd"] > 0 and not entry.get("usage_estimated")
+
+
+def test_a_native_messages_stream_with_tools_round_trips(gateway: tuple[str, Path]) -> None:
+    url, log = gateway
+    client = claude(url)
+    question = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
+    with client.messages.stream(model="claude", max_tokens=128, tools=[WEATHER], tool_choice={"type": "any"},
+                                messages=question) as stream:
+        first = stream.get_final_message()
+        request_id = stream.response.headers["x-request-id"]
+    calls = [block for block in first.content if block.type == "tool_use"]
+    assert first.stop_reason == "tool_use" and calls
+    follow_up = [*question, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": calls[0].id, "content": "Sunny"}]}]
+    answer = client.messages.create(model="claude", max_tokens=128, tools=[WEATHER], messages=follow_up)
+    assert answer.stop_reason in ("end_turn", "max_tokens")
+    entry = access_log(log, request_id)
+    assert entry["deployment"] == "vendor-claude" and entry["cost_usd"] > 0 and not entry.get("usage_estimated")
+
+
+def test_responses_pass_through_to_an_openai_deployment(gateway: tuple[str, Path]) -> None:
+    url, log = gateway
+    client = gpt(url)
+    raw = client.responses.with_raw_response.create(model="gpt-4o", input="Say hello.", store=False)
+    response = raw.parse()
+    assert raw.headers["x-gateway-deployment"] == "vendor-gpt" and "x-gateway-translation" not in raw.headers
+    assert response.status == "completed" and response.output_text
+    with client.responses.stream(model="gpt-4o", input="What is the weather in Paris?", tools=[RESPONSES_WEATHER],
+                                 tool_choice="required", store=False) as stream:
+        final = stream.get_final_response()
+    assert any(item.type == "function_call" for item in final.output)
+    body = {"model": "gpt-4o", "input": "Say hello.", "store": False, "stream": True}
+    with httpx.stream("POST", f"{url}/v1/responses", json=body) as raw_stream:
+        events = b"".join(raw_stream.iter_bytes())
+        request_id = raw_stream.headers["x-request-id"]
+    assert b"event: response.completed" in events and b"[DONE]" not in events
+    entry = access_log(log, request_id)
+    assert entry["endpoint"] == "responses" and entry["deployment"] == "vendor-gpt" and entry["cost_usd"] > 0
+    assert not entry.get("usage_estimated"), "the native stream's own usage is read"
+
+
+def test_the_anthropic_deployments_key_goes_as_x_api_key_and_the_clients_version_is_forwarded(
+        gateway: tuple[str, Path]) -> None:
+    url, _ = gateway
+    resp = httpx.post(f"{url}/v1/messages", headers={"anthropic-version": "2023-06-01", "anthropic-beta": "tools-2024"},
+                      json={"model": "claude", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["type"] == "message"
+    sim_url = url_of_simulator(url)
+    last = httpx.get(f"{sim_url}/sim/stats").json()["last_request"]["claude-sonnet-4-5"]
+    assert last["path"] == "/v1/messages" and last["body"]["model"] == "claude-sonnet-4-5"
+    headers = {k.lower(): v for k, v in last["headers"].items()}
+    assert headers["x-api-key"] == "sk-ant-vendor-0123456789" and "authorization" not in headers
+    assert headers["anthropic-version"] == "2023-06-01" and headers["anthropic-beta"] == "tools-2024"
