@@ -1,9 +1,15 @@
 """What an upstream stream generated, read event by event, in each upstream protocol.
 
-A meter parses each event once and notes the usage the upstream reported, the text it generated
-(kept for the gateway's own count when no usage comes) and whether generation has finished (only
-usage and the end marker can follow). The stream relay asks the meter of the API the upstream was
-called on: OpenAI chat or completions chunks, Anthropic Messages events, OpenAI Responses events.
+A meter notes the usage the upstream reported, the text it generated (for the gateway's own count
+when no usage comes) and whether generation has finished (only usage and the end marker can follow).
+The stream relay asks the meter of the API the upstream was called on: OpenAI chat or completions
+chunks, Anthropic Messages events, OpenAI Responses events.
+
+Per event, what a passed-through stream pays is what counts (tens of events per second per stream,
+thousands of streams): ``passes`` parses only the events that can change what the gateway knows
+(``_worth_reading``: usage, a finish) and keeps the others as they are, to be parsed only if the
+upstream never reports usage and the gateway has to count the text itself (``charged``). ``observe``
+parses every event, for a translator that needs each one as a dict.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ ESTIMATE_MARGIN = 1.2
 tokenizer in aggregate, and a client that leaves early must never pay less than one that stays."""
 
 _CHAT_TEXT = ("content", "reasoning_content", "reasoning", "refusal")
+_MESSAGES_TEXT = ("text", "partial_json", "thinking")
+_RESPONSES_DELTAS = frozenset({
+    "response.output_text.delta", "response.function_call_arguments.delta", "response.reasoning_text.delta",
+    "response.refusal.delta", "response.custom_tool_call_input.delta",
+})
+_RESPONSES_LAST = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def _payload(event: SSEEvent) -> dict[str, Any] | None:
-    data = event.data
-    if data is None or data[:1] != b"{":
-        return None
+def _loads(data: bytes) -> dict[str, Any] | None:
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -37,9 +46,9 @@ def _payload(event: SSEEvent) -> dict[str, Any] | None:
 
 
 class Meter(ABC):
-    """The common part: usage, generated pieces, finish; ``observe`` is per protocol."""
+    """The common part: usage, generated pieces, finish, unread events; the protocol is in subclasses."""
 
-    __slots__ = ("usage", "finished", "hidden_usage", "_pieces", "_text_events")
+    __slots__ = ("usage", "finished", "hidden_usage", "_pieces", "_text_events", "_unread")
 
     def __init__(self, *, hidden_usage: bool = False) -> None:
         self.usage: Usage | None = None
@@ -48,14 +57,32 @@ class Meter(ABC):
         """The gateway asked for a usage event the client did not: ``observe`` says to drop it."""
         self._pieces: list[str] = []
         self._text_events = 0
+        self._unread: list[bytes] = []
 
     @abstractmethod
+    def _worth_reading(self, data: bytes) -> bool:
+        """Whether an event's data can carry usage or a finish (checked on its bytes, unparsed)."""
+
+    @abstractmethod
+    def _read(self, payload: dict[str, Any]) -> bool:
+        """Note what a parsed event says; whether the client gets it."""
+
     def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
         """The event's JSON payload (``None`` when it has none), and whether to keep it for the client."""
+        data = event.data
+        payload = _loads(data) if data is not None and data[:1] == b"{" else None
+        return payload, True if payload is None else self._read(payload)
 
     def passes(self, event: SSEEvent) -> bool:
         """For a passed-through stream: note what ``event`` says; whether the client gets it."""
-        return self.observe(event)[1]
+        data = event.data
+        if data is None or data[:1] != b"{":
+            return True
+        if self._worth_reading(data):
+            payload = _loads(data)
+            return True if payload is None else self._read(payload)
+        self._unread.append(data)
+        return True
 
     def _add(self, pieces: list[str]) -> None:
         if pieces:
@@ -64,6 +91,12 @@ class Meter(ABC):
 
     def charged(self, prompt_estimate: int) -> Usage:
         """What the upstream generated: its own usage, or the gateway's rounded-up count."""
+        if self.usage is None and self._unread:
+            unread, self._unread = self._unread, []
+            for data in unread:
+                payload = _loads(data)
+                if payload is not None:
+                    self._read(payload)
         if self.usage is not None:
             return self.usage
         generated = max(self._text_events, estimate_text_tokens("".join(self._pieces)) if self._pieces else 0)
@@ -72,55 +105,23 @@ class Meter(ABC):
 
 
 class ChatMeter(Meter):
-    """OpenAI chat completion chunks and legacy completion chunks.
+    """OpenAI chat completion chunks and legacy completion chunks."""
 
-    ``observe`` parses every event (a translator needs each chunk as a dict). ``passes`` is what a
-    passed-through stream pays per event: only an event that can change what the gateway knows — one
-    carrying usage, or a finish reason — is parsed; the others are kept as they are and parsed only if
-    the upstream never reports usage and the gateway has to count the text itself (``charged``).
-    """
+    __slots__ = ()
 
-    __slots__ = ("_unread",)
+    def _worth_reading(self, data: bytes) -> bool:
+        return b'"usage":' in data or (b'"finish_reason":' in data and b'"finish_reason":null' not in data
+                                       and b'"finish_reason": null' not in data)
 
-    def __init__(self, *, hidden_usage: bool = False) -> None:
-        super().__init__(hidden_usage=hidden_usage)
-        self._unread: list[bytes] = []
-
-    def passes(self, event: SSEEvent) -> bool:
-        """Note what ``event`` says; whether the client gets it."""
-        data = event.data
-        if data is None or data[:1] != b"{":
-            return True
-        if b'"usage":' in data or (b'"finish_reason":' in data and b'"finish_reason":null' not in data
-                                  and b'"finish_reason": null' not in data):
-            return self.observe(event)[1]
-        self._unread.append(data)
-        return True
-
-    def charged(self, prompt_estimate: int) -> Usage:
-        if self.usage is None and self._unread:
-            unread, self._unread = self._unread, []
-            for data in unread:
-                try:
-                    payload = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(payload, dict) and isinstance(payload.get("choices"), list):
-                    self._count(payload["choices"])
-        return super().charged(prompt_estimate)
-
-    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
-        payload = _payload(event)
-        if payload is None:
-            return None, True
+    def _read(self, payload: dict[str, Any]) -> bool:
         choices = payload.get("choices")
         if isinstance(payload.get("usage"), dict):
             self.usage = Usage.from_openai(payload["usage"])
             if self.hidden_usage and not choices:
-                return payload, False
+                return False
         if isinstance(choices, list):
             self._count(choices)
-        return payload, True
+        return True
 
     def _count(self, choices: list[Any]) -> None:
         pieces: list[str] = []
@@ -152,26 +153,27 @@ class MessagesMeter(Meter):
         super().__init__(hidden_usage=hidden_usage)
         self._input = 0
 
-    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
-        payload = _payload(event)
-        if payload is None:
-            return None, True
+    def _worth_reading(self, data: bytes) -> bool:
+        return b'"message_start"' in data or b'"message_delta"' in data
+
+    def _read(self, payload: dict[str, Any]) -> bool:
         kind = payload.get("type")
         if kind == "message_start":
-            usage = (payload.get("message") or {}).get("usage") if isinstance(payload.get("message"), dict) else None
+            message = payload.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
             if isinstance(usage, dict):
                 self._input = sum(int(usage.get(k) or 0) for k in
                                   ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
                 self.usage = Usage(self._input, int(usage.get("output_tokens") or 0))
         elif kind == "content_block_delta" and isinstance(payload.get("delta"), dict):
             delta = payload["delta"]
-            self._add([v for name in ("text", "partial_json", "thinking") if isinstance(v := delta.get(name), str) and v])
+            self._add([v for name in _MESSAGES_TEXT if isinstance(v := delta.get(name), str) and v])
         elif kind == "message_delta":
             self.finished = True
             usage = payload.get("usage")
             if isinstance(usage, dict) and usage.get("output_tokens") is not None:
                 self.usage = Usage(self._input or int(usage.get("input_tokens") or 0), int(usage["output_tokens"]))
-        return payload, True
+        return True
 
 
 class ResponsesMeter(Meter):
@@ -179,23 +181,21 @@ class ResponsesMeter(Meter):
 
     __slots__ = ()
 
-    def observe(self, event: SSEEvent) -> tuple[dict[str, Any] | None, bool]:
-        payload = _payload(event)
-        if payload is None:
-            return None, True
+    def _worth_reading(self, data: bytes) -> bool:
+        return b'"response.completed"' in data or b'"response.incomplete"' in data or b'"response.failed"' in data
+
+    def _read(self, payload: dict[str, Any]) -> bool:
         kind = payload.get("type")
-        if kind in ("response.output_text.delta", "response.function_call_arguments.delta",
-                    "response.reasoning_text.delta", "response.refusal.delta",
-                    "response.custom_tool_call_input.delta"):
+        if kind in _RESPONSES_DELTAS:
             delta = payload.get("delta")
             self._add([delta] if isinstance(delta, str) and delta else [])
-        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+        elif kind in _RESPONSES_LAST:
             self.finished = True
             response = payload.get("response")
             usage = response.get("usage") if isinstance(response, dict) else None
             if isinstance(usage, dict):
                 self.usage = Usage.from_openai(usage)
-        return payload, True
+        return True
 
 
 def meter_for(endpoint: Endpoint, *, hidden_usage: bool) -> Meter:

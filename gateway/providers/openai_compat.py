@@ -209,7 +209,8 @@ class OpenAICompatProvider:
         if not done:
             if decoder.pending.lstrip().startswith(b"{"):
                 raise UpstreamProtocolError(f"deployment {self.name!r} answered a stream request without SSE")
-            raise UpstreamProtocolError(f"deployment {self.name!r} ended the stream before its end marker")
+            marker = "its last event" if endpoint in LAST_EVENTS else "[DONE]"
+            raise UpstreamProtocolError(f"deployment {self.name!r} ended the stream before {marker}")
         # The body's end (a chunked terminator) usually follows [DONE] at once: read it so the
         # connection goes back to the pool instead of being dropped.
         if resp.at_end:

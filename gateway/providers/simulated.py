@@ -130,7 +130,8 @@ class SimulatedProvider:
                     f"{self.name}: stream stalled (no event within the time budget)"
                 ) from None
             except StopAsyncIteration:
-                raise UpstreamProtocolError(f"{self.name}: stream ended before its end marker") from None
+                marker = "its last event" if endpoint in LAST_EVENTS else "[DONE]"
+                raise UpstreamProtocolError(f"{self.name}: stream ended before {marker}") from None
             done = self._check_event(event, endpoint)
             yield event
 
