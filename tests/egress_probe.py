@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from types import SimpleNamespace
 
-from gateway.policy.models import Egress, TimeoutSettings
 from gateway.providers.base import Timeouts
 from gateway.providers.litellm_adapter import LiteLLMProvider
 from gateway.providers.openai_compat import OpenAICompatProvider
 from gateway.providers.registry import ProviderContext
-from tests.upstream_support import call, deployment
+from tests.upstream_support import call, deployment, vendor_deployment
 
 
 async def main(sim: str) -> None:
-    vendor = [LiteLLMProvider(SimpleNamespace(
-        name=t, type=t, model=model, api_base=base, api_key="k", headers={}, params={},
-        timeouts=TimeoutSettings(), egress=Egress(),
-    )) for t, model, base in (("anthropic", "claude-x", sim), ("gemini", "gemini-1.5-flash", f"{sim}/v1beta"))]
+    vendor = [LiteLLMProvider(vendor_deployment(t, t, model, base)) for t, model, base in (("anthropic", "claude-x", sim), ("gemini", "gemini-1.5-flash", f"{sim}/v1beta"))]
     providers = [OpenAICompatProvider(deployment(f"{sim}/v1"), ProviderContext()), *vendor]
     body = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
     for p in providers:

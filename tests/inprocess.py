@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -32,7 +33,22 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         # An exception the app raised after answering 500 is part of what a test checks, not a test crash.
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            client.gateway_api = api  # type: ignore[attr-defined]  # the FastAPI app, for tests that reach its state
             yield client
+
+
+@contextlib.asynccontextmanager
+async def gateway_client(policy: str | Path = "", *, policy_text: str | None = None, tmp_path: Path | None = None,
+                         **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """``running_app`` for a policy file, or for ``policy_text`` written to ``tmp_path/policy.yaml``; the
+    other keyword arguments are settings (reload and access log off unless given)."""
+    if policy_text is not None:
+        assert tmp_path is not None, "policy_text needs tmp_path"
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(policy_text)
+    options = {"policy_reload": False, "access_log": False, **settings}
+    async with running_app(Settings.from_env({}, policy=str(policy), **options)) as client:
+        yield client
 
 
 class InProcessGateway:

@@ -1,17 +1,19 @@
-"""Private redis-server instances for the Redis conformance and cluster tests: password, TLS, unix socket,
-a three-master cluster. Each is started by the test on free ports (never the Redis on 6379) and stopped
-by its own process id."""
+"""Private redis-server processes for tests: one server (plain, password, TLS, unix socket) or a
+three-master cluster. Each is started by the test on free ports (never a Redis it did not start, such as
+one on the default port) and stopped by its own process id."""
 
 from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.servers import free_port
 
@@ -23,34 +25,46 @@ def _binary(name: str) -> str:
     return found
 
 
-class RedisInstance:
-    """One ``redis-server`` with the given options, in its own directory."""
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port, with extra ``options`` (password, TLS, unix socket,
+    cluster mode), that a test may kill, freeze and restart. With ``directory`` it keeps its files and a log
+    there; without, it writes nothing to disk."""
 
-    def __init__(self, directory: Path, *options: str, port: int | None = None) -> None:
+    def __init__(self, *options: str, directory: Path | None = None, port: int | None = None) -> None:
+        self.binary = _binary("redis-server")
         self.directory = directory
         self.port = port if port is not None else free_port()
         self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 10.0) -> RedisInstance:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        files: list[str] = []
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            files = ["--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
         self.process = subprocess.Popen(
-            [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
-             *self.options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--loglevel", "warning", *files, *self.options],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            done = subprocess.run([_binary("redis-cli"), "-p", str(self.port), "ping"], capture_output=True, text=True)
-            if "PONG" in done.stdout or "NOAUTH" in done.stdout:  # up (a password server answers NOAUTH)
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                redis.Redis(port=self.port, socket_timeout=0.2, socket_connect_timeout=0.2).ping()
                 return self
-            time.sleep(0.05)
-        log = (self.directory / "redis.log").read_text() if (self.directory / "redis.log").exists() else ""
+            except redis.AuthenticationError:
+                return self  # up: a password server answers NOAUTH
+            except redis.RedisError:
+                time.sleep(0.02)
+        log = ""
+        if self.directory is not None and (self.directory / "redis.log").exists():
+            log = (self.directory / "redis.log").read_text()[-2000:]
         self.stop()
-        pytest.fail(f"redis-server did not start: {log[-2000:]}", pytrace=False)
+        pytest.fail(f"redis-server did not start on port {self.port}: {log}", pytrace=False)
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([_binary("redis-cli"), "-p", str(self.port), *args], capture_output=True, text=True,
@@ -62,6 +76,16 @@ class RedisInstance:
             self.process.kill()
             self.process.wait(timeout=5)
         self.process = None
+
+    kill = stop
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case a test froze it
+        self.stop()
 
 
 def cluster_port() -> int:
@@ -87,8 +111,8 @@ class Cluster:
 
     def __init__(self, directory: Path) -> None:
         self.nodes = [
-            RedisInstance(directory / f"node{i}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                          "--cluster-node-timeout", "2000", "--appendonly", "no", port=cluster_port())
+            RedisServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
+                        "2000", directory=directory / f"node{i}", port=cluster_port())
             for i in range(3)
         ]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.asgi import gateway_client
+from tests.inprocess import gateway_client
 
 ADMIN = "sk-admin-shadow-0123456789"
 TOOL_INT = {"type": "function", "function": {"name": "add", "parameters": {
@@ -76,7 +76,7 @@ class Harness:
 async def shadow_gateway(tmp_path: Path, policy_text: str, **settings: Any) -> AsyncIterator[Harness]:
     async with gateway_client("", policy_text=policy_text, tmp_path=tmp_path, access_log=True, admin_key=ADMIN,
                               **settings) as client:
-        api = client.app.app  # type: ignore[attr-defined]
+        api = client.gateway_api  # type: ignore[attr-defined]
         harness = Harness(client, api)
         api.state.proxy.accounting.access_log.write = harness.lines.append  # the request lines and the shadows'
         yield harness

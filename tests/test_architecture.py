@@ -16,7 +16,7 @@ ALLOWED = {
     "core": {"core"},
     "policy": {"core", "policy"},
     "simulator": {"simulator"},
-    "providers": {"core", "providers", "simulator"},
+    "providers": {"core", "policy", "providers", "simulator"},
     "state": {"core", "policy", "state"},
     "metrics": {"core", "policy", "metrics"},
     "routing": {"core", "policy", "providers", "state", "metrics", "routing"},

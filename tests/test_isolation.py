@@ -13,14 +13,14 @@ _EMPTYING = re.compile(r"\b(flushdb|flushall)\b|SCRIPT\W+FLUSH", re.I)
 
 def test_no_test_uses_a_redis_it_did_not_start() -> None:
     offenders = []
-    for path in sorted(HERE.glob("*.py")):
+    for path in sorted(HERE.rglob("*.py")):
         if path.name == Path(__file__).name:
             continue
         text = path.read_text()
         if _LOCAL_DEFAULT.search(text):
-            offenders.append(f"{path.name}: names the default local Redis")
+            offenders.append(f"{path.relative_to(HERE)}: names the default local Redis")
         if _EMPTYING.search(text) and "redis_url()" not in text and "RedisServer" not in text:
-            offenders.append(f"{path.name}: empties a Redis without starting its own")
+            offenders.append(f"{path.relative_to(HERE)}: empties a Redis without starting its own")
     assert not offenders
 
 

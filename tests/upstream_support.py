@@ -16,10 +16,10 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from gateway.core.types import Endpoint
+from gateway.policy.models import Deployment, TimeoutSettings
 from gateway.providers.base import Timeouts, UpstreamCall
 
 Handler = Callable[["Conn"], Awaitable[None]]
@@ -137,17 +137,24 @@ def completion(text: str) -> bytes:
     )
 
 
-def deployment(base: str, **overrides: Any) -> SimpleNamespace:
-    """A deployment as the policy gives it (only the fields the passthrough provider reads)."""
-    from gateway.policy.models import ConnectionPool, Egress, TimeoutSettings
-
+def deployment(base: str, **overrides: Any) -> Deployment:
+    """A self-hosted deployment as the policy gives it, validated like one read from a policy file."""
     fields: dict[str, Any] = dict(
-        name="dep", type="vllm", model="m", api_base=base, api_key=None, headers={}, params={},
-        egress=Egress(), connections=ConnectionPool(), timeouts=TimeoutSettings(connect=2, first_byte=5),
-        max_response_bytes=1 << 20,
+        name="dep", type="vllm", model="m", api_base=base, hosting="self",
+        timeouts=TimeoutSettings(connect=2, first_byte=5), max_response_bytes=1 << 20,
     )
     fields.update(overrides)
-    return SimpleNamespace(**fields)
+    return Deployment(**fields)
+
+
+def vendor_deployment(name: str, type: str, model: str, base: str, **overrides: Any) -> Deployment:
+    """A vendor deployment (reached through litellm for ``anthropic`` and ``gemini``) with a key and a price."""
+    fields: dict[str, Any] = dict(
+        name=name, type=type, model=model, api_base=base, api_key="k", hosting="vendor",
+        price={"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+    )
+    fields.update(overrides)
+    return Deployment(**fields)
 
 
 def call(body: dict[str, Any] | None = None, stream: bool = False, timeouts: Timeouts | None = None) -> UpstreamCall:

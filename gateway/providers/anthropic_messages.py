@@ -11,8 +11,7 @@ and Messages through this.
 
 from __future__ import annotations
 
-from typing import Any
-
+from gateway.policy.models import Deployment
 from gateway.providers.openai_compat import OpenAICompatProvider
 from gateway.providers.registry import ProviderContext
 
@@ -27,11 +26,11 @@ def messages_base(api_base: str | None) -> str:
 
 
 class AnthropicMessagesPassthrough(OpenAICompatProvider):
-    def __init__(self, deployment: Any, context: ProviderContext) -> None:
+    def __init__(self, deployment: Deployment, context: ProviderContext) -> None:
         super().__init__(deployment.model_copy(update={"api_base": messages_base(deployment.api_base)}), context)
 
     @staticmethod
-    def auth_headers(deployment: Any) -> dict[str, str]:
+    def auth_headers(deployment: Deployment) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key

@@ -9,11 +9,13 @@ to another target before the client has seen a byte. Every failure is raised as 
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.core.types import Endpoint, Usage
+from gateway.policy.models import TimeoutSettings
 
 LAST_EVENTS: dict[Endpoint, frozenset[str]] = {
     Endpoint.RESPONSES: frozenset({"response.completed", "response.incomplete", "response.failed"}),
@@ -30,6 +32,24 @@ class Timeouts:
     first_byte: float = 60.0
     idle: float = 30.0
     total: float = 600.0
+
+    @classmethod
+    def bounded(cls, limit: Timeouts | TimeoutSettings, remaining: float = math.inf) -> Timeouts:
+        """``limit``'s budgets with the whole call cut to ``remaining`` seconds (a request's deadline), and no
+        phase longer than the whole. The one place budgets are clamped."""
+        total = max(0.001, min(limit.total, remaining))
+        return cls(connect=min(limit.connect, total), first_byte=min(limit.first_byte, total), idle=limit.idle,
+                   total=total)
+
+    def tighter(self, limit: Timeouts | TimeoutSettings) -> Timeouts:
+        """Field by field, the tighter of these budgets and ``limit``'s."""
+        return Timeouts(connect=min(self.connect, limit.connect), first_byte=min(self.first_byte, limit.first_byte),
+                        idle=min(self.idle, limit.idle), total=min(self.total, limit.total))
+
+    @property
+    def head(self) -> float:
+        """How long to wait for the answer's head (or a stream's first event): never beyond the whole call."""
+        return min(self.first_byte, self.total)
 
 
 @dataclass(slots=True)

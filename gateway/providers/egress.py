@@ -22,8 +22,9 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from gateway.policy.models import Egress
 
 
 class EgressConfigError(ValueError):
@@ -84,8 +85,8 @@ class EgressSettings:
     """Client certificate and key in one PEM (what rustls and reqwest take)."""
 
     @classmethod
-    def from_policy(cls, egress: Any) -> EgressSettings:
-        """From a deployment's ``egress`` (``None`` or a missing attribute: the defaults)."""
+    def from_policy(cls, egress: Egress | None) -> EgressSettings:
+        """From a deployment's ``egress`` (``None``: the defaults)."""
         if egress is None:
             return cls()
         cert = _read(egress.client_cert, "client certificate")

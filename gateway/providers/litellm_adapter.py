@@ -41,6 +41,7 @@ from gateway.core.errors import (
     UpstreamTimeout,
 )
 from gateway.core.types import Endpoint, Usage
+from gateway.policy.models import Deployment
 from gateway.providers import litellm_wire as wire
 from gateway.providers.anthropic_messages import AnthropicMessagesPassthrough
 from gateway.providers.base import Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
@@ -75,20 +76,6 @@ def normalize_api_base(provider_type: str, api_base: str | None) -> str | None:
     return base
 
 
-def effective_timeouts(call: Timeouts, deployment: Any) -> Timeouts:
-    """Field by field, the tighter of the call's and the deployment's budget.
-
-    ``deployment`` is the policy's ``TimeoutSettings`` (same field names). Normally the executor
-    copies it into the call; taking the minimum keeps both bounds when it does not.
-    """
-    return Timeouts(
-        connect=min(call.connect, deployment.connect),
-        first_byte=min(call.first_byte, deployment.first_byte),
-        idle=min(call.idle, deployment.idle),
-        total=min(call.total, deployment.total),
-    )
-
-
 def _event(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
@@ -96,21 +83,21 @@ def _event(chunk: dict[str, Any]) -> bytes:
 class LiteLLMProvider:
     """One non-OpenAI deployment, called through ``litellm.acompletion`` / ``aembedding``."""
 
-    def __init__(self, deployment: Any, context: ProviderContext | None = None) -> None:
+    def __init__(self, deployment: Deployment, context: ProviderContext | None = None) -> None:
         self.name: str = deployment.name
         self.model: str = litellm_model(deployment.type, deployment.model)
         self._upstream_model: str = deployment.model
         self._api_base = normalize_api_base(deployment.type, deployment.api_base)
         self._api_key: str | None = deployment.api_key
         self._headers: dict[str, str] = dict(deployment.headers or {})
-        self._timeouts: Any = deployment.timeouts
+        self._timeouts = deployment.timeouts
         self._params: dict[str, Any] = dict(deployment.params or {})
         # Everything that must never appear in an error message: the key, and header values such
         # as a bearer token configured on the deployment (the same rule as the passthrough path).
         self._secrets: tuple[str, ...] = deployment_secrets(deployment)
         # Proxy, CA and client certificate as the passthrough path applies them (litellm_egress).
         self._client = litellm_client(
-            deployment.type, self._api_base, EgressSettings.from_policy(getattr(deployment, "egress", None))
+            deployment.type, self._api_base, EgressSettings.from_policy(deployment.egress)
         )
         # A client speaking Anthropic's Messages API reaches an Anthropic deployment untouched.
         self._messages = (AnthropicMessagesPassthrough(deployment, context or ProviderContext())
@@ -151,8 +138,8 @@ class LiteLLMProvider:
         if call.endpoint is Endpoint.EMBEDDINGS:
             return await self._embed(call)
         self._require_chat(call)
-        timeouts = effective_timeouts(call.timeouts, self._timeouts)
-        budget = min(timeouts.first_byte, timeouts.total)
+        timeouts = call.timeouts.tighter(self._timeouts)
+        budget = timeouts.head
         kwargs = self._kwargs(call, wire.CHAT_PARAMS, budget)
         kwargs["stream"] = False
         response = await self._within(budget, litellm.acompletion(**kwargs))
@@ -163,10 +150,10 @@ class LiteLLMProvider:
         if call.endpoint is Endpoint.MESSAGES and self._messages is not None:
             return await self._messages.open_stream(call)
         self._require_chat(call)
-        timeouts = effective_timeouts(call.timeouts, self._timeouts)
+        timeouts = call.timeouts.tighter(self._timeouts)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
-        wait_first = min(timeouts.first_byte, timeouts.total)
+        wait_first = timeouts.head
         # litellm's own (per-read) timeout is only a backstop; the budgets are enforced here.
         kwargs = self._kwargs(call, wire.CHAT_PARAMS, max(timeouts.first_byte, timeouts.idle))
         kwargs.update(stream=True, stream_options={"include_usage": True})
@@ -275,8 +262,8 @@ class LiteLLMProvider:
             raise self._error(exc) from exc
 
     async def _embed(self, call: UpstreamCall) -> UpstreamReply:
-        timeouts = effective_timeouts(call.timeouts, self._timeouts)
-        budget = min(timeouts.first_byte, timeouts.total)
+        timeouts = call.timeouts.tighter(self._timeouts)
+        budget = timeouts.head
         kwargs = self._kwargs(call, wire.EMBEDDING_PARAMS, budget)
         response = await self._within(budget, litellm.aembedding(**kwargs))
         encoding = call.body.get("encoding_format")

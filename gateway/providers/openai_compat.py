@@ -23,6 +23,7 @@ import orjson
 from gateway.core.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from gateway.core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecodeError, SSEDecoder, SSEEvent
 from gateway.core.types import Endpoint, Usage
+from gateway.policy.models import Deployment
 from gateway.providers.base import LAST_EVENTS, Timeouts, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.egress import EgressSettings
 from gateway.providers.registry import DEFAULT_API_BASES, ProviderContext
@@ -35,30 +36,28 @@ _DRAIN_SECONDS = 0.25  # after [DONE], how long to wait for the body's end so th
 
 
 class OpenAICompatProvider:
-    def __init__(self, deployment: Any, context: ProviderContext) -> None:
+    def __init__(self, deployment: Deployment, context: ProviderContext) -> None:
         self.name: str = deployment.name
         base = deployment.api_base or DEFAULT_API_BASES.get(deployment.type)
         if not base:
             raise ValueError(f"deployment {deployment.name!r}: api_base is required for type {deployment.type!r}")
         self._secrets = deployment_secrets(deployment)
         headers = {"content-type": "application/json", **self.auth_headers(deployment), **deployment.headers}
-        self._params: dict[str, Any] = dict(getattr(deployment, "params", None) or {})
-        self._cap: int = getattr(deployment, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+        self._params: dict[str, Any] = dict(deployment.params)
+        self._cap: int = deployment.max_response_bytes
         self._event_cap = min(self._cap, DEFAULT_MAX_EVENT_BYTES)
-        pool = getattr(deployment, "connections", None)
-        timeouts = getattr(deployment, "timeouts", None)
         settings = TransportSettings(
-            connect_timeout=timeouts.connect if timeouts is not None else 5.0,
-            max_connections=pool.max_connections if pool is not None else 512,
-            idle_seconds=pool.idle_seconds if pool is not None else 60.0,
+            connect_timeout=deployment.timeouts.connect,
+            max_connections=deployment.connections.max_connections,
+            idle_seconds=deployment.connections.idle_seconds,
         )
         self._transport = Transport(
-            base, headers=headers, egress=EgressSettings.from_policy(getattr(deployment, "egress", None)),
+            base, headers=headers, egress=EgressSettings.from_policy(deployment.egress),
             settings=settings, name=self.name, secrets=self._secrets,
         )
 
     @staticmethod
-    def auth_headers(deployment: Any) -> dict[str, str]:
+    def auth_headers(deployment: Deployment) -> dict[str, str]:
         """How the upstream is sent the deployment's key: OpenAI's bearer token."""
         return {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
 

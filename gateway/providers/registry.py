@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.policy.models import Deployment
 from gateway.providers.base import Provider
 
 _OPENAI_COMPAT = "gateway.providers.openai_compat:OpenAICompatProvider"
@@ -65,7 +66,7 @@ def provider_class(type_name: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def build_provider(deployment: Any, context: ProviderContext) -> Provider:
+def build_provider(deployment: Deployment, context: ProviderContext) -> Provider:
     """Instantiate the provider for one policy deployment (see ``policy.models.Deployment``)."""
     cls = provider_class(deployment.type)
     return cls(deployment, context)

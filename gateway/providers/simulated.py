@@ -30,6 +30,7 @@ from gateway.core.errors import (
 )
 from gateway.core.sse import iter_events
 from gateway.core.types import Endpoint, Usage
+from gateway.policy.models import Deployment
 from gateway.providers.base import LAST_EVENTS, UpstreamCall, UpstreamReply, UpstreamStream
 from gateway.providers.registry import ProviderContext
 from gateway.providers.retry_after import retry_after_seconds
@@ -41,22 +42,22 @@ from gateway.simulator.wire import DONE_EVENT
 class SimulatedProvider:
     """A ``Provider`` backed by an in-process ``Simulator`` (one per deployment)."""
 
-    def __init__(self, deployment: Any, context: ProviderContext) -> None:
+    def __init__(self, deployment: Deployment, context: ProviderContext) -> None:
         self.name: str = deployment.name
         self.model: str = deployment.model
-        params = dict(getattr(deployment, "params", None) or {})
+        params = dict(deployment.params)
         self.simulator = Simulator(SimConfig.from_kwargs(**params))
         # Tests and the app can reach each deployment's simulator (e.g. for its ledger).
         context.shared.setdefault("simulators", {})[self.name] = self.simulator
-        headers = {k.lower(): str(v) for k, v in (getattr(deployment, "headers", None) or {}).items()}
+        headers = {k.lower(): str(v) for k, v in deployment.headers.items()}
         headers["content-type"] = "application/json"
-        if getattr(deployment, "api_key", None):
+        if deployment.api_key:
             headers["authorization"] = f"Bearer {deployment.api_key}"
         self._headers = headers
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
         body = {**call.body, "stream": False} if call.body.get("stream") else call.body
-        budget = min(call.timeouts.first_byte, call.timeouts.total)
+        budget = call.timeouts.head
         try:
             async with asyncio.timeout(budget):
                 reply = await self._send(call, body)
@@ -76,7 +77,7 @@ class SimulatedProvider:
         timeouts = call.timeouts
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
-        budget = min(timeouts.first_byte, timeouts.total)
+        budget = timeouts.head
         events: AsyncIterator[Any] | None = None
         try:
             async with asyncio.timeout(budget):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -20,6 +19,7 @@ from gateway.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.policy.models import Deployment
 from gateway.providers.retry_after import retry_after_seconds
 
 _MAX_MESSAGE = 600
@@ -27,12 +27,12 @@ MIN_SECRET_LENGTH = 6  # shorter header values ("1", "true") are not secrets and
 _AUTH_SCHEMES = ("bearer ", "basic ", "token ", "key ")
 
 
-def deployment_secrets(deployment: Any) -> tuple[str, ...]:
+def deployment_secrets(deployment: Deployment) -> tuple[str, ...]:
     """Everything of a deployment that must never reach a client or a log: its ``api_key``, the values
     of its ``headers`` (an Azure ``api-key``, a bearer token), the token inside an ``Authorization``
     value, and the password of ``user:password@`` in its ``api_base``."""
     found: list[str] = []
-    for value in (getattr(deployment, "api_key", None), *(getattr(deployment, "headers", None) or {}).values()):
+    for value in (deployment.api_key, *deployment.headers.values()):
         if not value:
             continue
         found.append(value)
@@ -40,7 +40,7 @@ def deployment_secrets(deployment: Any) -> tuple[str, ...]:
         for scheme in _AUTH_SCHEMES:
             if lowered.startswith(scheme):
                 found.append(value[len(scheme):].strip())
-    base = getattr(deployment, "api_base", None) or ""
+    base = deployment.api_base or ""
     if "@" in base.partition("://")[2].partition("/")[0]:
         parts = urlsplit(base)
         if parts.password:

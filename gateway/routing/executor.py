@@ -302,6 +302,4 @@ def body_for(dep: Deployment, body: dict[str, Any], endpoint: Endpoint) -> dict[
 
 
 def _timeouts(dep: Deployment, remaining: float) -> Timeouts:
-    t = dep.timeouts
-    total = max(0.001, min(t.total, remaining))
-    return Timeouts(connect=min(t.connect, total), first_byte=min(t.first_byte, total), idle=t.idle, total=total)
+    return Timeouts.bounded(dep.timeouts, remaining)

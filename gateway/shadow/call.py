@@ -63,8 +63,7 @@ async def send(dep: Deployment, provider: Provider, call: UpstreamCall, runtime:
     if gate is not None and not gate.try_acquire():
         raise Dropped("saturated")
     breaker, stats = runtime.breakers.get(dep.name), runtime.stats
-    t = dep.timeouts
-    call.timeouts = Timeouts(connect=t.connect, first_byte=t.first_byte, idle=t.idle, total=t.total)
+    call.timeouts = Timeouts.bounded(dep.timeouts)
     started = time.monotonic()
     stats.started(dep.name)
     hooks.upstream_started(dep.name)
