@@ -59,7 +59,7 @@ def main() -> None:
     with servers.simulator(ttft_ms=0, output_tokens=16) as sim, \
             servers.gateway(POLICY, env={"SIM_URL": sim, "GATEWAY_ACCESS_LOG": "false"}) as url:
         pid = servers.process_of(url).pid
-        for case, (path, body) in CASES.items():  # warm up every path once
+        for path, body in CASES.values():  # warm up every path once
             asyncio.run(_drive(url, path, {**body, "stream": args.stream}, 20))
         for _ in range(args.rounds):
             for case, (path, body) in CASES.items():

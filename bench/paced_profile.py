@@ -44,14 +44,14 @@ from harness import machine, paced, procs, redis_server, systems  # noqa: E402
 # takes the sample. Order matters where one file holds several parts.
 CATEGORIES: tuple[tuple[str, str, str], ...] = (
     ("asyncio.timeout per upstream read", r"asyncio/timeouts\.py", r".*"),
-    ("relay: JSON parse + usage/finish per event", r"pipeline/stream_relay\.py", r"(^|\.)_meter$"),
-    ("relay: text kept for counting", r"pipeline/stream_relay\.py", r"(^|\.)_count$"),
+    ("relay: text kept for counting", r"pipeline/stream_meters\.py", r"(^|\.)(_count|_add)$"),
+    ("relay: meter (JSON parse of events that can carry usage/finish)", r"pipeline/stream_meters\.py", r".*"),
     ("relay: SSE decoder", r"core/sse\.py", r".*"),
     ("relay: iteration", r"pipeline/stream_relay\.py", r".*"),
     ("cache: stream capture and fold", r"state/stream_fold\.py", r".*"),
-    ("provider: JSON check per event", r"providers/openai_compat\.py", r"^_inspect$"),
+    ("provider: JSON check per event", r"providers/openai_compat\.py", r"(^|\.)_inspect$"),
     ("provider: SSE cutting, reads", r"providers/openai_compat\.py", r".*"),
-    ("upstream connection: httptools parse, chunk queue, wake-up", r"providers/http1\.py", r".*"),
+    ("upstream connection: aiohttp read, chunk queue, wake-up", r"(providers/transport\.py|aiohttp/)", r".*"),
     ("response loop: ASGI message per write", r"pipeline/responses\.py", r".*"),
     ("server write path (uvicorn send, transport write)", r"uvicorn/protocols/http/.*\.py", r"(^|\.)send$"),
     ("server: client connection, parsing, flow control", r"(uvicorn/|gateway/server_protocol\.py)", r".*"),

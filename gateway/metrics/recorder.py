@@ -87,28 +87,28 @@ class MetricsRecorder(ExecutorHooks):
     def rule_label(self, rule: str) -> str:
         return rule if rule in self._rules else OTHER
 
-    def request_done(self, o: Outcome) -> None:
+    def request_done(self, outcome: Outcome) -> None:
         m, c = self.m, self._child
-        dep = o.deployment
+        dep = outcome.deployment
         dep_name, provider, hosting = (dep.name, dep.type, dep.hosting) if dep else (NONE, NONE, NONE)
-        model = self.model_label(o.model)
-        team = self.team_label(o.team)
-        c(m.in_flight, o.endpoint).dec()
-        c(m.requests, o.endpoint, model, dep_name, provider, hosting, team, o.outcome).inc()
-        c(m.request_duration, o.endpoint, model, dep_name, o.outcome).observe(o.duration_s)
-        if o.upstream_s:
-            c(m.overhead, o.endpoint).observe(max(0.0, o.duration_s - o.upstream_s))
-        if o.ttft_s is not None:
-            c(m.ttft, model, dep_name).observe(o.ttft_s)
-        if o.usage is not None and dep is not None:
-            c(m.tokens, dep_name, hosting, team, "input").inc(o.usage.prompt_tokens)
-            c(m.tokens, dep_name, hosting, team, "output").inc(o.usage.completion_tokens)
-            c(m.cost, dep_name, hosting, team).inc(o.cost_usd)
-            c(m.reference_cost, dep_name, hosting, team).inc(o.reference_cost_usd)
-        if o.error is not None:
-            c(m.errors, o.error.fault, o.error.kind, o.endpoint).inc()
-        if o.cache is not None:
-            c(m.cache, o.endpoint, o.cache).inc()
+        model = self.model_label(outcome.model)
+        team = self.team_label(outcome.team)
+        c(m.in_flight, outcome.endpoint).dec()
+        c(m.requests, outcome.endpoint, model, dep_name, provider, hosting, team, outcome.outcome).inc()
+        c(m.request_duration, outcome.endpoint, model, dep_name, outcome.outcome).observe(outcome.duration_s)
+        if outcome.upstream_s:
+            c(m.overhead, outcome.endpoint).observe(max(0.0, outcome.duration_s - outcome.upstream_s))
+        if outcome.ttft_s is not None:
+            c(m.ttft, model, dep_name).observe(outcome.ttft_s)
+        if outcome.usage is not None and dep is not None:
+            c(m.tokens, dep_name, hosting, team, "input").inc(outcome.usage.prompt_tokens)
+            c(m.tokens, dep_name, hosting, team, "output").inc(outcome.usage.completion_tokens)
+            c(m.cost, dep_name, hosting, team).inc(outcome.cost_usd)
+            c(m.reference_cost, dep_name, hosting, team).inc(outcome.reference_cost_usd)
+        if outcome.error is not None:
+            c(m.errors, outcome.error.fault, outcome.error.kind, outcome.endpoint).inc()
+        if outcome.cache is not None:
+            c(m.cache, outcome.endpoint, outcome.cache).inc()
 
     def decision(self, model: str, rule: str, hosting: str, dropped: list[tuple[str, str]]) -> None:
         m, c = self.m, self._child

@@ -32,7 +32,8 @@ _FIELDS = ("input_cost_per_token", "output_cost_per_token", "litellm_provider", 
 @lru_cache(maxsize=1)
 def load() -> dict[str, dict[str, Any]]:
     """Model name → its entry (``input_cost_per_token``, ``output_cost_per_token``, ...)."""
-    return json.loads(PATH.read_text(encoding="utf-8"))["models"]
+    models: dict[str, dict[str, Any]] = json.loads(PATH.read_text(encoding="utf-8"))["models"]
+    return models
 
 
 def _litellm_map() -> Path:

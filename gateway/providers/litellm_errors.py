@@ -49,7 +49,7 @@ from gateway.providers.litellm_runtime import litellm
 from gateway.providers.retry_after import retry_after_seconds
 from gateway.providers.upstream_errors import scrub
 
-lx = litellm.exceptions
+vendor = litellm.exceptions  # the exception classes litellm raises for every vendor
 
 # Causes that mean "there was no usable connection": worth another attempt, maybe elsewhere.
 _NO_CONNECTION: tuple[type[BaseException], ...] = (
@@ -73,11 +73,11 @@ Builder = Callable[[BaseException, str], UpstreamError]
 
 
 def _response_headers(exc: BaseException) -> Mapping[str, str] | None:
-    headers = getattr(exc, "litellm_response_headers", None)
+    headers: Mapping[str, str] | None = getattr(exc, "litellm_response_headers", None)
     if headers:
         return headers
-    response = getattr(exc, "response", None)
-    return getattr(response, "headers", None)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return headers
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -124,7 +124,7 @@ def _transport(exc: BaseException, msg: str) -> UpstreamError:
         return UpstreamProtocolError(msg)
     if _caused_by(exc, _NO_CONNECTION) or getattr(exc, "provider_status_code", None) in _OVERLOADED:
         return UpstreamUnavailable(msg)
-    if isinstance(exc, lx.APIConnectionError):
+    if isinstance(exc, vendor.APIConnectionError):
         return UpstreamUnavailable(msg)
     return UpstreamError(msg)
 
@@ -145,27 +145,27 @@ def _by_status(exc: BaseException, msg: str) -> UpstreamError:
 
 
 _TABLE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Builder], ...] = (
-    (lx.Timeout, lambda exc, msg: UpstreamTimeout(msg)),
-    (lx.RateLimitError, _rate_limited),
+    (vendor.Timeout, lambda exc, msg: UpstreamTimeout(msg)),
+    (vendor.RateLimitError, _rate_limited),
     (
-        lx.ContextWindowExceededError,
+        vendor.ContextWindowExceededError,
         lambda exc, msg: UpstreamStatusError(
             msg, status=400, type_="invalid_request_error", code="context_length_exceeded"
         ),
     ),
     (
-        lx.ContentPolicyViolationError,
+        vendor.ContentPolicyViolationError,
         lambda exc, msg: UpstreamStatusError(
             msg, status=400, type_="invalid_request_error", code="content_policy_violation"
         ),
     ),
-    ((lx.AuthenticationError, lx.PermissionDeniedError), _credentials),
-    (lx.NotFoundError, lambda exc, msg: UpstreamStatusError(msg, status=404, type_="invalid_request_error")),
-    ((lx.BadRequestError, lx.UnprocessableEntityError, lx.InvalidRequestError), _bad_request),
-    (lx.ServiceUnavailableError, lambda exc, msg: UpstreamUnavailable(msg)),
-    ((lx.APIConnectionError, lx.InternalServerError, lx.BadGatewayError), _transport),
-    (lx.APIResponseValidationError, lambda exc, msg: UpstreamProtocolError(msg)),
-    (lx.APIError, _by_status),
+    ((vendor.AuthenticationError, vendor.PermissionDeniedError), _credentials),
+    (vendor.NotFoundError, lambda exc, msg: UpstreamStatusError(msg, status=404, type_="invalid_request_error")),
+    ((vendor.BadRequestError, vendor.UnprocessableEntityError, vendor.InvalidRequestError), _bad_request),
+    (vendor.ServiceUnavailableError, lambda exc, msg: UpstreamUnavailable(msg)),
+    ((vendor.APIConnectionError, vendor.InternalServerError, vendor.BadGatewayError), _transport),
+    (vendor.APIResponseValidationError, lambda exc, msg: UpstreamProtocolError(msg)),
+    (vendor.APIError, _by_status),
 )
 
 
@@ -179,7 +179,7 @@ def translate(exc: BaseException, *, deployment: str, secrets: Iterable[str]) ->
         return exc
     # litellm re-wraps a stream's failure as MidStreamFallbackError (a ServiceUnavailableError,
     # whatever happened); the original says what it was, e.g. a 429 on a Gemini stream.
-    while isinstance(exc, lx.MidStreamFallbackError) and isinstance(exc.original_exception, Exception):
+    while isinstance(exc, vendor.MidStreamFallbackError) and isinstance(exc.original_exception, Exception):
         exc = exc.original_exception
     msg = scrub(f"deployment {deployment!r}: {exc}", secrets)
     for classes, build in _TABLE:

@@ -25,7 +25,7 @@ import litellm  # noqa: E402  (must follow the environment default above)
 
 litellm.telemetry = False  # gone from recent releases; harmless there, and needed on older ones
 litellm.suppress_debug_info = True
-litellm.set_verbose = False
+litellm.set_verbose = False  # type: ignore[attr-defined]  # set at run time, not declared in its stubs
 litellm.turn_off_message_logging = True
 litellm.disable_streaming_logging = True
 litellm.callbacks = []

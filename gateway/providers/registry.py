@@ -57,16 +57,16 @@ class ProviderContext:
     shared: dict[str, Any] = field(default_factory=dict)
 
 
-def provider_class(type_name: str) -> type:
+def provider_class(type_name: str) -> type[Provider]:
     try:
         target = IMPLEMENTATIONS[type_name]
     except KeyError:
         raise ValueError(f"unknown provider type {type_name!r}; known: {', '.join(PROVIDER_TYPES)}") from None
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    cls: type[Provider] = getattr(importlib.import_module(module_name), attr)
+    return cls
 
 
 def build_provider(deployment: Deployment, context: ProviderContext) -> Provider:
     """Instantiate the provider for one policy deployment (see ``policy.models.Deployment``)."""
-    cls = provider_class(deployment.type)
-    return cls(deployment, context)
+    return provider_class(deployment.type)(deployment, context)  # type: ignore[call-arg]  # the protocol has no __init__

@@ -178,8 +178,8 @@ class SimulatedProvider:
 def _error_fields(body: bytes) -> dict[str, Any]:
     with contextlib.suppress(orjson.JSONDecodeError):
         parsed = orjson.loads(body)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            return parsed["error"]
+        if isinstance(parsed, dict) and isinstance(error := parsed.get("error"), dict):
+            return error
     return {}
 
 

@@ -80,14 +80,14 @@ def decide(
     if team is not None and team.models is not None and facts.model not in team.models:
         raise PermissionDenied(f"Team `{facts.team}` may not use the model `{facts.model}`.", param="model")
 
-    fx, fired = _apply_rules(policy, facts)
-    cache_settings = fx.cache or policy.defaults.cache
+    effects, fired = _apply_rules(policy, facts)
+    cache_settings = effects.cache or policy.defaults.cache
     cache = CacheDirective(cache_settings.enabled, cache_settings.ttl_seconds, cache_settings.allow_nondeterministic)
-    if fx.deny is not None:
+    if effects.deny is not None:
         return Decision(decision_id=decision_id, model=facts.model, policy_version=policy_version, rules_fired=fired,
-                        cache=cache, targets=(), rule=fx.deny_rule or "default", denied=fx.deny)
+                        cache=cache, targets=(), rule=effects.deny_rule or "default", denied=effects.deny)
 
-    expected_out = facts.max_output_tokens or fx.expected_output or policy.defaults.expected_output_tokens
+    expected_out = facts.max_output_tokens or effects.expected_output or policy.defaults.expected_output_tokens
     kept: list[tuple[Deployment, float, float]] = []
     outside: list[tuple[Deployment, float, float]] = []
     dropped: list[Dropped] = []
@@ -101,10 +101,10 @@ def decide(
         reason = _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
         if reason is None and not stats.get(name, _NO_STATS).healthy:
             reason = ("unhealthy", "circuit breaker open")
-        if reason is None and fx.max_price_usd is not None and cost > fx.max_price_usd:
-            reason = ("over_price", f"expected ${cost:.6f} above ${fx.max_price_usd:g}")
-        if reason is None and fx.require is not None:
-            unmet = unmet_requirement(fx.require, dep)
+        if reason is None and effects.max_price_usd is not None and cost > effects.max_price_usd:
+            reason = ("over_price", f"expected ${cost:.6f} above ${effects.max_price_usd:g}")
+        if reason is None and effects.require is not None:
+            unmet = unmet_requirement(effects.require, dep)
             if unmet is not None:
                 dropped.append(Dropped(name, "rule_requirement", unmet))
                 outside.append((dep, cost, latency))
@@ -114,10 +114,10 @@ def decide(
             continue
         kept.append((dep, cost, latency))
 
-    objective = "cost" if facts.budget_pacing else (fx.objective or route.objective or policy.defaults.objective)
-    ranked = _rank(kept, objective, fx.latency_slo_ms)
-    if fx.fallback_outside and ranked:
-        ranked += _rank(outside, objective, fx.latency_slo_ms)
+    objective = "cost" if facts.budget_pacing else (effects.objective or route.objective or policy.defaults.objective)
+    ranked = _rank(kept, objective, effects.latency_slo_ms)
+    if effects.fallback_outside and ranked:
+        ranked += _rank(outside, objective, effects.latency_slo_ms)
     limit = 1 + policy.defaults.max_fallbacks
     latency_of = {dep.name: lat for dep, _, lat in kept + outside}
     targets = tuple(
@@ -126,56 +126,56 @@ def decide(
     )
     return Decision(
         decision_id=decision_id, model=facts.model, policy_version=policy_version, rules_fired=fired, cache=cache,
-        targets=targets, dropped=tuple(dropped), rule=fx.deciding_rule or "default",
-        objective=_objective_name(objective), max_price_usd=fx.max_price_usd, latency_slo_ms=fx.latency_slo_ms,
-        required=_required(fx.require), spilled=_spilled(kept, ranked, queued, objective, fx.latency_slo_ms),
-        shadow=_shadow_plan(facts, policy, route, fx, decision_id),
+        targets=targets, dropped=tuple(dropped), rule=effects.deciding_rule or "default",
+        objective=_objective_name(objective), max_price_usd=effects.max_price_usd, latency_slo_ms=effects.latency_slo_ms,
+        required=_required(effects.require), spilled=_spilled(kept, ranked, queued, objective, effects.latency_slo_ms),
+        shadow=_shadow_plan(facts, policy, route, effects, decision_id),
     )
 
 
 def _apply_rules(policy: Policy, facts: RequestFacts) -> tuple[_Effects, tuple[str, ...]]:
-    fx = _Effects()
+    effects = _Effects()
     fired: list[str] = []
     for rule in policy.rules:
         if not matches(rule.when, facts):
             continue
         fired.append(rule.name)
-        if fx.deciding_rule is None:
-            fx.deciding_rule = rule.name
+        if effects.deciding_rule is None:
+            effects.deciding_rule = rule.name
         if rule.deny is not None:
-            fx.deny, fx.deny_rule = rule.deny, rule.name
+            effects.deny, effects.deny_rule = rule.deny, rule.name
             break
         if rule.require is not None:
-            fx.require = rule.require if fx.require is None else fx.require.merged(rule.require)
+            effects.require = rule.require if effects.require is None else effects.require.merged(rule.require)
         for mine, theirs in (
             ("objective", rule.objective), ("latency_slo_ms", rule.latency_slo_ms),
             ("max_price_usd", rule.max_price_usd), ("fallback_outside", rule.fallback_outside_required),
             ("cache", rule.cache), ("expected_output", rule.expected_output_tokens),
         ):
-            if theirs is not None and getattr(fx, mine) is None:
-                setattr(fx, mine, theirs)
-        if rule.shadow is not None and fx.shadow is None:
-            fx.shadow, fx.shadow_rule = rule.shadow, rule.name
-    return fx, tuple(fired)
+            if theirs is not None and getattr(effects, mine) is None:
+                setattr(effects, mine, theirs)
+        if rule.shadow is not None and effects.shadow is None:
+            effects.shadow, effects.shadow_rule = rule.shadow, rule.name
+    return effects, tuple(fired)
 
 
-def _shadow_plan(facts: RequestFacts, policy: Policy, route: ModelRoute, fx: _Effects,
+def _shadow_plan(facts: RequestFacts, policy: Policy, route: ModelRoute, effects: _Effects,
                  decision_id: str) -> ShadowPlan | None:
     """Whether this request is shadowed, and where: sampled by a hash of its id, then held to the same hard
     requirements and technical fit as any target (a confidential request is never shadowed to a vendor
     when a rule requires self-hosting for it). Fallbacks may leave the required set; a shadow never does."""
-    target = fx.shadow if fx.shadow is not None else route.shadow
+    target = effects.shadow if effects.shadow is not None else route.shadow
     if not isinstance(target, ShadowTarget):
         return None  # no shadow, or a rule turned it off
-    set_by = fx.shadow_rule if fx.shadow is not None and fx.shadow_rule else "model"
+    set_by = effects.shadow_rule if effects.shadow is not None and effects.shadow_rule else "model"
     plan = ShadowPlan(target.deployment, target.sample, in_sample(decision_id, target.sample), set_by=set_by)
     if not plan.sampled:
         return plan
     dep = policy.deployments[target.deployment]
     reason = ("not_compared", "embeddings are not compared") if facts.endpoint is Endpoint.EMBEDDINGS else None
     reason = reason or _technical_fit(dep, facts, policy.defaults.token_estimate_margin)
-    if reason is None and fx.require is not None:
-        unmet = unmet_requirement(fx.require, dep)
+    if reason is None and effects.require is not None:
+        unmet = unmet_requirement(effects.require, dep)
         if unmet is not None:
             reason = ("rule_requirement", unmet)
     return plan if reason is None else replace(plan, skipped=reason[0], detail=reason[1])

@@ -206,7 +206,7 @@ class Executor:
             wait=lambda state: self._delay(dep, state.attempt_number + 1, _error_of(state), deadline),
             retry=retry_if_exception(_retryable),
             reraise=True,
-            before_sleep=lambda state: self._hooks.retry(dep, _error_of(state)),  # type: ignore[arg-type]
+            before_sleep=lambda state: self._hooks.retry(dep, _error_of(state)),
         )
         return await retrying(self._attempt, dep, provider, call, deadline, gate)
 

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.core.hooks import ExecutorHooks
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.models import ApiKey, Deployment, Policy
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderContext, build_provider
 from gateway.routing.breaker import BreakerState, CircuitBreaker
-from gateway.routing.executor import Executor, ExecutorHooks
+from gateway.routing.executor import Executor
 from gateway.routing.facts import FactsBuilder
 from gateway.routing.health import HealthChecker
 from gateway.routing.load_poller import LoadPoller, ReadingHook

@@ -107,7 +107,7 @@ def _valid(value: Any, schema: dict[str, Any]) -> bool | None:
             return None
         base = validators.validator_for(schema)
         base.check_schema(schema)
-        bounded = validators.extend(base, {"pattern": _bounded_pattern})
+        bounded = validators.extend(base, {"pattern": _bounded_pattern})  # type: ignore[no-untyped-call]
         return next(iter(bounded(schema).iter_errors(value)), None) is None
     except (_Unchecked, SchemaError, Unresolvable, RecursionError):
         return None

@@ -199,11 +199,14 @@ class RedisBackend:
         names = [f"{self.prefix}cache:{k}" for k in keys]
 
         async def get(client: Any) -> list[Any]:
+            values: list[Any]
             if self._fast is not None:
-                return await self._fast.execute("MGET", *names)
-            if self._cluster is not None:
-                return await self._cluster.mget_nonatomic(names)  # keys of several slots
-            return await client.mget(names)
+                values = await self._fast.execute("MGET", *names)
+            elif self._cluster is not None:
+                values = await self._cluster.mget_nonatomic(names)  # keys of several slots
+            else:
+                values = await client.mget(names)
+            return values
 
         values = await self._call("cache_get", get)
         return [v if isinstance(v, bytes) or v is None else v.encode() for v in values]
@@ -276,7 +279,8 @@ class RedisBackend:
             pipe = client.pipeline(transaction=False)
             pipe.hget(self._spend_key(f"d:{day}", kind), name)
             pipe.hget(self._spend_key(f"m:{month}", kind), name)
-            return await pipe.execute()
+            values: list[bytes | None] = await pipe.execute()
+            return values
 
         day_v, month_v = await self._call("spend_read", read)
         return int(day_v or 0), int(month_v or 0)
