@@ -219,7 +219,16 @@ class Transport:
         proxy = egress.proxy or (environment_proxy(self.base_url) if egress.environment_proxy else None)
         self.proxy = proxy
         self._proxy = URL(proxy.url) if proxy else None
-        self._proxy_auth = aiohttp.BasicAuth(proxy.username, proxy.password or "") if proxy and proxy.username else None
+        # The proxy's credentials go to the proxy only: on the CONNECT of an https upstream, or on each
+        # request of a plain http one (which the proxy receives whole and forwards without this header).
+        self._proxy_headers: dict[str, str] | None = None
+        if proxy is not None and proxy.username:
+            credentials = aiohttp.encode_basic_auth(proxy.username, proxy.password or "")
+            self._secrets += (credentials.removeprefix("Basic "),)
+            if self.base_url.startswith("https:"):
+                self._proxy_headers = {"Proxy-Authorization": credentials}
+            else:
+                self._headers["proxy-authorization"] = credentials
         if proxy is not None and proxy.password:
             self._secrets += (proxy.password,)
         self._timeout = aiohttp.ClientTimeout(
@@ -258,7 +267,7 @@ class Transport:
             async with asyncio.timeout(head_timeout):
                 response = await session.request(
                     method, self._url(path), data=body, headers=headers, proxy=self._proxy,
-                    proxy_auth=self._proxy_auth, allow_redirects=False,
+                    proxy_headers=self._proxy_headers, allow_redirects=False,
                 )
         except aiohttp.ConnectionTimeoutError as exc:  # no connection in time: not the head's timeout
             raise _translate(exc, self.name, self._secrets, head=True, log_failures=self._log_failures) from exc

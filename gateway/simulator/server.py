@@ -77,7 +77,7 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0, **config: Any)
         build_app(simulator), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, host, port, backlog=1024)  # the runner holds the shutdown timeout
     await site.start()
     actual_port = runner.addresses[0][1]
     return runner, actual_port

@@ -72,6 +72,8 @@ def slow_upstream():
     asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
+    if not loop.is_running():
+        loop.close()
 
 
 def _policy(tmp_path: Path, api_base: str) -> Path:

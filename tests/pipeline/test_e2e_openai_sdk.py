@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import openai
@@ -17,8 +18,9 @@ def client(e2e_gateway: str) -> OpenAI:
 
 
 @pytest.fixture
-def aclient(e2e_gateway: str) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=f"{e2e_gateway}/v1", api_key="unused", max_retries=0, timeout=20)
+async def aclient(e2e_gateway: str) -> AsyncIterator[AsyncOpenAI]:
+    async with AsyncOpenAI(base_url=f"{e2e_gateway}/v1", api_key="unused", max_retries=0, timeout=20) as client:
+        yield client
 
 
 def sim_last(sim_url: str, model: str) -> dict:

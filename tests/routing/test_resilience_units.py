@@ -106,8 +106,11 @@ models:
     try:
         await _until(lambda: runtime.breakers["d"].state is BreakerState.OPEN)
         assert not runtime.stats.snapshot(now=1e9)["d"].healthy, "the engine sees it as unhealthy"
+        async def models(_: web.Request) -> web.Response:
+            return web.json_response({"object": "list", "data": []})
+
         app = web.Application()
-        app.router.add_get("/v1/models", lambda _: web.json_response({"object": "list", "data": []}))
+        app.router.add_get("/v1/models", models)
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -316,8 +316,8 @@ async def test_invalid_requests_get_openai_errors(client, sim):
 
 async def test_api_key_is_enforced_when_configured():
     async with SimulatorServer(ttft_ms=0, api_key="sk-right") as sim:
-        wrong = openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-wrong", max_retries=0)
-        with pytest.raises(openai.AuthenticationError):
-            await wrong.chat.completions.create(model="m", messages=HELLO)
-        right = openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-right", max_retries=0)
-        assert (await right.chat.completions.create(model="m", messages=HELLO)).choices
+        async with openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-wrong", max_retries=0) as wrong:
+            with pytest.raises(openai.AuthenticationError):
+                await wrong.chat.completions.create(model="m", messages=HELLO)
+        async with openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-right", max_retries=0) as right:
+            assert (await right.chat.completions.create(model="m", messages=HELLO)).choices
