@@ -150,7 +150,7 @@ class Egress(_Strict):
 class ConnectionPool(_Strict):
     """Connections the passthrough path keeps to one upstream."""
 
-    max_connections: int = Field(default=512, ge=1, description="Requests in flight to this upstream at once (each holds one connection); beyond it a request waits up to `timeouts.connect` for one to free, then falls back.")
+    max_connections: int = Field(default=10_000, ge=1, description="Connections to this upstream at once, per worker (each request in flight, streams included, holds one); beyond it a request waits up to `timeouts.connect` for one to free, then falls back. A safety cap, as high as a worker's own client connections by default: to limit what an upstream is sent, set the deployment's `max_concurrency`, which spills at once instead of waiting.")
     idle_seconds: float = Field(default=60, gt=0, description="An idle kept-alive connection is closed after this long (keep it below the upstream's or a load balancer's own idle timeout).")
 
 

@@ -100,7 +100,7 @@ class TransportSettings:
 
     __slots__ = ("connect_timeout", "max_connections", "idle_seconds")
 
-    def __init__(self, connect_timeout: float = 5.0, max_connections: int = 512, idle_seconds: float = 60.0) -> None:
+    def __init__(self, connect_timeout: float = 5.0, max_connections: int = 10_000, idle_seconds: float = 60.0) -> None:
         self.connect_timeout = connect_timeout
         self.max_connections = max_connections
         self.idle_seconds = idle_seconds

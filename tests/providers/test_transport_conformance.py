@@ -26,6 +26,8 @@ from gateway.policy.models import ConnectionPool, TimeoutSettings
 from gateway.providers.base import Timeouts
 from gateway.providers.openai_compat import OpenAICompatProvider
 from gateway.providers.registry import ProviderContext
+from gateway.providers.transport import TransportSettings
+from gateway.settings import Settings
 from tests.upstream_support import Conn, call, completion, deployment, raw_upstream, response
 
 
@@ -469,3 +471,12 @@ async def test_a_refused_connection_is_unavailable_and_logged(caplog: pytest.Log
     assert "refused" in info.value.message.lower()
     assert any("refused" in r.getMessage().lower() for r in caplog.records)
     await p.aclose()
+
+
+def test_the_default_upstream_cap_is_not_below_what_a_worker_accepts() -> None:
+    """Every client connection a worker accepts can hold one upstream connection: with a lower default
+    cap (512 once), a worker relaying 1,000 streams to one deployment made the rest wait for a connection
+    and fail after `timeouts.connect` (found by the paced benchmark). `max_concurrency` is the limit to
+    tune; the connection cap is a safety net."""
+    assert ConnectionPool().max_connections >= Settings().max_connections
+    assert TransportSettings().max_connections >= Settings().max_connections
