@@ -3,8 +3,8 @@
 Each finished shadow becomes integer counters (``ShadowCounts``) added once per shadow id to a UTC day's
 and month's tally in the backend (on Redis: one hash per period under the ``{shadow}`` hash tag, written
 by one script, so it works on a Redis Cluster). Recording only puts them on a bounded queue; a
-worker writes batches, retrying with back-off without counting twice (the id is the guard), like
-``spend.SpendRecorder``. Fractions are kept as integer millionths so sums stay exact.
+worker writes batches, retrying with back-off without counting twice (the id is the guard): the same
+``queued_writer.QueuedWriter`` as ``spend.SpendRecorder``. Fractions are kept as integer millionths so sums stay exact.
 
 Field names: ``["pair", model, primary, shadow, counter]`` for a pair's counters and
 ``["spend", deployment]`` for what shadow work cost on a deployment, JSON-encoded (names may hold any
@@ -13,8 +13,6 @@ character).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +23,7 @@ import orjson
 
 from gateway.state.backend import ShadowEntry, StateBackend
 from gateway.state.errors import BackendUnavailable, StateUnavailable
+from gateway.state.queued_writer import QueuedWriter
 from gateway.state.spend import periods
 
 log = logging.getLogger("gateway.state.shadow")
@@ -84,72 +83,36 @@ class ShadowTally:
                  dedupe_ttl_s: int = 2 * 86_400, retry_initial: float = 0.05, retry_max: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
         self._backend = backend
-        self._queue: asyncio.Queue[ShadowEntry] = asyncio.Queue(max_queue)
-        self._batch_size = batch_size
         self._dedupe_ttl_s = dedupe_ttl_s
-        self._retry = (retry_initial, retry_max)
         self._clock = clock
-        self._worker: asyncio.Task[None] | None = None
-        self.dropped = 0
-        self.lost = 0
+        self._writer = QueuedWriter(self._write, what="shadow results", log=log, max_queue=max_queue,
+                                    batch_size=batch_size, retry_initial=retry_initial, retry_max=retry_max)
 
     def record(self, shadow_id: str, counts: ShadowCounts, at: float | None = None) -> bool:
         """Queue one shadow's counters; never blocks. False when the queue was full (counted in ``dropped``)."""
         day, month = periods(self._clock() if at is None else at)
-        try:
-            self._queue.put_nowait(ShadowEntry(shadow_id, day, month, counts.fields()))
-        except asyncio.QueueFull:
-            self.dropped += 1
-            return False
-        return True
+        return self._writer.offer(ShadowEntry(shadow_id, day, month, counts.fields()))
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
+
+    @property
+    def lost(self) -> int:
+        return self._writer.lost
 
     async def start(self) -> None:
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name="gateway-shadow-tally")
+        await self._writer.start("gateway-shadow-tally")
 
     async def drain(self) -> None:
         """Wait until everything recorded so far has been written (tests, shutdown)."""
-        await self._queue.join()
+        await self._writer.drain()
 
     async def stop(self, flush_seconds: float = 5.0) -> None:
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(flush_seconds):
-                await self._queue.join()
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        self.lost += self._queue.qsize()
+        await self._writer.stop(flush_seconds)
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._flush(batch)
-            except asyncio.CancelledError:
-                self.lost += len(batch)
-                raise
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _flush(self, batch: list[ShadowEntry]) -> None:
-        delay, most = self._retry
-        failures = 0
-        while True:
-            try:
-                await self._backend.shadow_add(batch, self._dedupe_ttl_s)
-                return
-            except BackendUnavailable as exc:
-                failures += 1
-                if failures == 1 or failures % 100 == 0:
-                    log.warning("shadow results not recorded yet (%s); retrying %d entries", exc.reason, len(batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, most)
+    async def _write(self, batch: list[ShadowEntry]) -> None:
+        await self._backend.shadow_add(batch, self._dedupe_ttl_s)
 
     async def report(self, period: Literal["day", "month"] = "day", date: str | None = None) -> ShadowTallyReport:
         """The counters of a UTC day (``YYYYMMDD``) or month (``YYYYMM``); default: now. Raises

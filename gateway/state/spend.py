@@ -1,8 +1,8 @@
 """Spend accounting, off the request path: record now, count in the background, exactly once.
 
-``SpendRecorder.record`` only puts the cost on a bounded queue (``put_nowait``; when the queue is full
-the entry is dropped and counted in ``dropped``). A background worker drains the queue in batches and
-hands each batch to the backend, whose Redis script counts a request id at most once (``SET NX`` on a
+``SpendRecorder.record`` only puts the cost on a bounded queue (``queued_writer.QueuedWriter``; when the
+queue is full the entry is dropped and counted in ``dropped``). A background worker drains the queue in
+batches and hands each batch to the backend, whose Redis script counts a request id at most once (``SET NX`` on a
 marker with a TTL, then ``HINCRBY`` on the day and month counters of the key, team and deployment).
 When the backend fails, the same batch is retried with back-off until it goes through: a batch that
 had in fact been applied before the failure is recognised by its ids and not counted twice.
@@ -16,8 +16,6 @@ choose ``x-request-id``, so do not use that alone as the id (it would merge diff
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from typing import Literal
 
 from gateway.state.backend import SPEND_KINDS, SpendEntry, SpendKind, StateBackend
 from gateway.state.errors import BackendUnavailable, StateUnavailable
+from gateway.state.queued_writer import QueuedWriter
 
 log = logging.getLogger("gateway.state.spend")
 
@@ -77,86 +76,53 @@ class SpendRecorder:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._backend = backend
-        self._queue: asyncio.Queue[SpendEntry] = asyncio.Queue(max_queue)
-        self._batch_size = batch_size
         self._dedupe_ttl_s = dedupe_ttl_s
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
         self._clock = clock
-        self._worker: asyncio.Task[None] | None = None
+        self._writer = QueuedWriter(self._write, what="spend", log=log, max_queue=max_queue, batch_size=batch_size,
+                                    retry_initial=retry_initial, retry_max=retry_max)
         self.recorded = 0
-        self.dropped = 0
         self.applied = 0
         self.duplicates = 0
-        self.lost = 0
-        self.retries = 0
 
     def record(self, request_id: str, *, key: str, team: str, deployment: str, cost_usd: float, at: float | None = None) -> bool:
         """Queue one request's cost; never blocks. Returns False when the queue was full (counted in ``dropped``)."""
         day, month = periods(self._clock() if at is None else at)
-        entry = SpendEntry(request_id, key, team, deployment, to_nanos(cost_usd), day, month)
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        if not self._writer.offer(SpendEntry(request_id, key, team, deployment, to_nanos(cost_usd), day, month)):
             return False
         self.recorded += 1
         return True
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return self._writer.pending
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
+
+    @property
+    def lost(self) -> int:
+        return self._writer.lost
+
+    @property
+    def retries(self) -> int:
+        return self._writer.retries
 
     async def start(self) -> None:
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name="gateway-spend-recorder")
+        await self._writer.start("gateway-spend-recorder")
 
     async def drain(self) -> None:
         """Wait until everything recorded so far has been counted (tests, shutdown)."""
-        await self._queue.join()
+        await self._writer.drain()
 
     async def stop(self, flush_seconds: float = 5.0) -> None:
         """Flush what is queued (up to ``flush_seconds``), then stop the worker."""
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(flush_seconds):
-                await self._queue.join()
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        self.lost += self._queue.qsize()
+        await self._writer.stop(flush_seconds)
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._flush(batch)
-            except asyncio.CancelledError:
-                self.lost += len(batch)
-                raise
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _flush(self, batch: list[SpendEntry]) -> None:
-        delay = self._retry_initial
-        while True:
-            try:
-                applied = await self._backend.spend_add(batch, self._dedupe_ttl_s)
-            except BackendUnavailable as exc:
-                self.retries += 1
-                if self.retries == 1 or self.retries % 100 == 0:
-                    log.warning("spend not recorded yet (%s); retrying %d entries", exc.reason, len(batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
-                continue
-            self.applied += applied
-            self.duplicates += len(batch) - applied
-            return
+    async def _write(self, batch: list[SpendEntry]) -> None:
+        applied = await self._backend.spend_add(batch, self._dedupe_ttl_s)
+        self.applied += applied
+        self.duplicates += len(batch) - applied
 
     async def report(self, period: Literal["day", "month"] = "day", date: str | None = None) -> SpendReport:
         """Spend per key, team and deployment for a UTC day (``YYYYMMDD``) or month (``YYYYMM``); default: now.
