@@ -138,10 +138,8 @@ class MemoryBackend:
         self._tick(now)
         applied = 0
         for e in entries:
-            seen = self._seen_requests.get(e.request_id)
-            if seen is not None and seen > now:
+            if not _first_sighting(self._seen_requests, e.request_id, now, dedupe_ttl_s):
                 continue
-            self._seen_requests[e.request_id] = now + dedupe_ttl_s
             for kind, name in e.names():
                 for period in (f"d:{e.day}", f"m:{e.month}"):
                     counters = self._spend.setdefault(f"{period}:{kind}", {})
@@ -165,10 +163,8 @@ class MemoryBackend:
         self._tick(now)
         applied = 0
         for e in entries:
-            seen = self._seen_shadows.get(e.shadow_id)
-            if seen is not None and seen > now:
+            if not _first_sighting(self._seen_shadows, e.shadow_id, now, dedupe_ttl_s):
                 continue
-            self._seen_shadows[e.shadow_id] = now + dedupe_ttl_s
             for period in (f"d:{e.day}", f"m:{e.month}"):
                 tally = self._shadow.setdefault(period, {})
                 for name, increment in e.counters:
@@ -188,3 +184,13 @@ class MemoryBackend:
         cutoff = self._clock() - ttl_ms / 1000
         self._stats = {m: v for m, v in self._stats.items() if v[0] >= cutoff}
         return {m: v[1] for m, v in self._stats.items()}
+
+
+def _first_sighting(seen: dict[str, float], ident: str, now: float, ttl_s: int) -> bool:
+    """Whether ``ident`` is new (or its mark has expired); marks it seen for ``ttl_s`` if so. The in-process
+    counterpart of the Redis scripts' ``SET NX EX`` guard."""
+    until = seen.get(ident)
+    if until is not None and until > now:
+        return False
+    seen[ident] = now + ttl_s
+    return True

@@ -1,9 +1,9 @@
 """Entries recorded on the request path and written to the backend later, in batches, exactly once.
 
-``offer`` only puts an entry on a bounded queue (``put_nowait``): the request never waits for the
-backend. A background worker takes what is queued in batches (up to ``batch_size``) and hands each batch
-to ``write``; when the backend is unavailable, the same batch is retried with exponential back-off until
-it goes through, so ``write`` must be idempotent per entry (the spend and shadow scripts guard each
+A subclass's ``record`` only puts an entry on a bounded queue (``_offer``, ``put_nowait``): the request
+never waits for the backend. A background worker takes what is queued in batches (up to ``batch_size``) and hands each batch
+to ``_write``; when the backend is unavailable, the same batch is retried with exponential back-off until
+it goes through, so ``_write`` must be idempotent per entry (the spend and shadow scripts guard each
 entry by its id). A full queue drops the entry (``dropped``); entries still queued when ``stop`` gives up
 are counted in ``lost``.
 """
@@ -13,29 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, TypeVar
 
 from gateway.state.errors import BackendUnavailable
 
 T = TypeVar("T")
 
 
-class QueuedWriter(Generic[T]):
-    def __init__(
-        self,
-        write: Callable[[list[T]], Awaitable[None]],
-        *,
-        what: str,
-        log: logging.Logger,
-        max_queue: int,
-        batch_size: int,
-        retry_initial: float,
-        retry_max: float,
-    ) -> None:
-        """``what`` names the entries in the log ("spend", "shadow results")."""
-        self._write = write
-        self._what = what
+class QueuedWriter(ABC, Generic[T]):
+    """Subclasses name what they write (``what``, for the log; ``task_name``, for the worker) and write
+    a batch in ``_write``."""
+
+    what: ClassVar[str]
+    task_name: ClassVar[str]
+
+    def __init__(self, *, log: logging.Logger, max_queue: int, batch_size: int, retry_initial: float,
+                 retry_max: float) -> None:
         self._log = log
         self._queue: asyncio.Queue[T] = asyncio.Queue(max_queue)
         self._batch_size = batch_size
@@ -45,11 +39,15 @@ class QueuedWriter(Generic[T]):
         self.lost = 0
         self.retries = 0
 
+    @abstractmethod
+    async def _write(self, batch: list[T]) -> None:
+        """Write ``batch``; raise ``BackendUnavailable`` to have the same batch retried."""
+
     @property
     def pending(self) -> int:
         return self._queue.qsize()
 
-    def offer(self, entry: T) -> bool:
+    def _offer(self, entry: T) -> bool:
         """Queue ``entry``; never blocks. False when the queue was full (counted in ``dropped``)."""
         try:
             self._queue.put_nowait(entry)
@@ -58,9 +56,9 @@ class QueuedWriter(Generic[T]):
             return False
         return True
 
-    async def start(self, name: str) -> None:
+    async def start(self) -> None:
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name=name)
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=self.task_name)
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been written (tests, shutdown)."""
@@ -103,6 +101,6 @@ class QueuedWriter(Generic[T]):
                 self.retries += 1
                 if self.retries == 1 or self.retries % 100 == 0:
                     self._log.warning("%s not recorded yet (%s); retrying %d entries",
-                                      self._what, exc.reason, len(batch))
+                                      self.what, exc.reason, len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, most)

@@ -78,38 +78,23 @@ def decode(raw: Mapping[str, int]) -> tuple[dict[Pair, dict[str, int]], dict[str
     return pairs, spend
 
 
-class ShadowTally:
+class ShadowTally(QueuedWriter[ShadowEntry]):
+    what = "shadow results"
+    task_name = "gateway-shadow-tally"
+
     def __init__(self, backend: StateBackend, *, max_queue: int = 10_000, batch_size: int = 128,
                  dedupe_ttl_s: int = 2 * 86_400, retry_initial: float = 0.05, retry_max: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(log=log, max_queue=max_queue, batch_size=batch_size, retry_initial=retry_initial,
+                         retry_max=retry_max)
         self._backend = backend
         self._dedupe_ttl_s = dedupe_ttl_s
         self._clock = clock
-        self._writer = QueuedWriter(self._write, what="shadow results", log=log, max_queue=max_queue,
-                                    batch_size=batch_size, retry_initial=retry_initial, retry_max=retry_max)
 
     def record(self, shadow_id: str, counts: ShadowCounts, at: float | None = None) -> bool:
         """Queue one shadow's counters; never blocks. False when the queue was full (counted in ``dropped``)."""
         day, month = periods(self._clock() if at is None else at)
-        return self._writer.offer(ShadowEntry(shadow_id, day, month, counts.fields()))
-
-    @property
-    def dropped(self) -> int:
-        return self._writer.dropped
-
-    @property
-    def lost(self) -> int:
-        return self._writer.lost
-
-    async def start(self) -> None:
-        await self._writer.start("gateway-shadow-tally")
-
-    async def drain(self) -> None:
-        """Wait until everything recorded so far has been written (tests, shutdown)."""
-        await self._writer.drain()
-
-    async def stop(self, flush_seconds: float = 5.0) -> None:
-        await self._writer.stop(flush_seconds)
+        return self._offer(ShadowEntry(shadow_id, day, month, counts.fields()))
 
     async def _write(self, batch: list[ShadowEntry]) -> None:
         await self._backend.shadow_add(batch, self._dedupe_ttl_s)

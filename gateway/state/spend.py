@@ -63,7 +63,10 @@ class SpendReport:
         return {"period": self.period, "date": self.date, **{kind: self.usd(kind) for kind in SPEND_KINDS}}
 
 
-class SpendRecorder:
+class SpendRecorder(QueuedWriter[SpendEntry]):
+    what = "spend"
+    task_name = "gateway-spend-recorder"
+
     def __init__(
         self,
         backend: StateBackend,
@@ -75,11 +78,11 @@ class SpendRecorder:
         retry_max: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(log=log, max_queue=max_queue, batch_size=batch_size, retry_initial=retry_initial,
+                         retry_max=retry_max)
         self._backend = backend
         self._dedupe_ttl_s = dedupe_ttl_s
         self._clock = clock
-        self._writer = QueuedWriter(self._write, what="spend", log=log, max_queue=max_queue, batch_size=batch_size,
-                                    retry_initial=retry_initial, retry_max=retry_max)
         self.recorded = 0
         self.applied = 0
         self.duplicates = 0
@@ -87,37 +90,10 @@ class SpendRecorder:
     def record(self, request_id: str, *, key: str, team: str, deployment: str, cost_usd: float, at: float | None = None) -> bool:
         """Queue one request's cost; never blocks. Returns False when the queue was full (counted in ``dropped``)."""
         day, month = periods(self._clock() if at is None else at)
-        if not self._writer.offer(SpendEntry(request_id, key, team, deployment, to_nanos(cost_usd), day, month)):
+        if not self._offer(SpendEntry(request_id, key, team, deployment, to_nanos(cost_usd), day, month)):
             return False
         self.recorded += 1
         return True
-
-    @property
-    def pending(self) -> int:
-        return self._writer.pending
-
-    @property
-    def dropped(self) -> int:
-        return self._writer.dropped
-
-    @property
-    def lost(self) -> int:
-        return self._writer.lost
-
-    @property
-    def retries(self) -> int:
-        return self._writer.retries
-
-    async def start(self) -> None:
-        await self._writer.start("gateway-spend-recorder")
-
-    async def drain(self) -> None:
-        """Wait until everything recorded so far has been counted (tests, shutdown)."""
-        await self._writer.drain()
-
-    async def stop(self, flush_seconds: float = 5.0) -> None:
-        """Flush what is queued (up to ``flush_seconds``), then stop the worker."""
-        await self._writer.stop(flush_seconds)
 
     async def _write(self, batch: list[SpendEntry]) -> None:
         applied = await self._backend.spend_add(batch, self._dedupe_ttl_s)

@@ -11,16 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx2
 import jsonschema
 import openai
 import pytest
 from openai.types.responses import Response
 from pydantic import BaseModel
-
-from gateway.simulator import Simulator
-from gateway.simulator.server import SimulatorServer
-from tests.simulator_transport import SimulatorTransport
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -45,28 +40,6 @@ TEXT_EVENTS = [
     "response.output_item.done",
     "response.completed",
 ]
-
-
-@pytest.fixture
-async def sim():
-    async with SimulatorServer(ttft_ms=0, max_hang_s=30) as server:
-        yield server
-
-
-@pytest.fixture(params=["http", "in_process"])
-async def client(request, sim):
-    if request.param == "http":
-        sdk = openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0)
-    else:
-        transport = SimulatorTransport(Simulator(ttft_ms=0))
-        sdk = openai.AsyncOpenAI(
-            base_url="http://in-process/v1",
-            api_key="sk-test",
-            max_retries=0,
-            http_client=httpx2.AsyncClient(transport=transport),
-        )
-    async with sdk:
-        yield sdk
 
 
 # --- non-streamed ---------------------------------------------------------------------------------

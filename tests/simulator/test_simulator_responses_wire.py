@@ -12,13 +12,10 @@ import time
 from typing import Any
 
 import aiohttp
-import httpx2
 import openai
 import pytest
 
-from gateway.simulator import Simulator
 from gateway.simulator.server import SimulatorServer
-from tests.simulator_transport import SimulatorTransport
 
 HELLO = {"model": "m", "input": "Hello there"}
 WEATHER = {
@@ -40,28 +37,6 @@ def text_events(tokens: int) -> list[str]:
         "response.output_item.done",
         "response.completed",
     ]
-
-
-@pytest.fixture
-async def sim():
-    async with SimulatorServer(ttft_ms=0, max_hang_s=30) as server:
-        yield server
-
-
-@pytest.fixture(params=["http", "in_process"])
-async def client(request, sim):
-    if request.param == "http":
-        sdk = openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0)
-    else:
-        transport = SimulatorTransport(Simulator(ttft_ms=0, max_hang_s=30))
-        sdk = openai.AsyncOpenAI(
-            base_url="http://in-process/v1",
-            api_key="sk-test",
-            max_retries=0,
-            http_client=httpx2.AsyncClient(transport=transport),
-        )
-    async with sdk:
-        yield sdk
 
 
 @pytest.fixture
